@@ -1,0 +1,1 @@
+"""Running and proving tfq: the sandbox, examples, benchmarks and local helpers."""

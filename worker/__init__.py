@@ -1,0 +1,1 @@
+"""tfq worker: invoice models, the TusFacturas client, lanes and the Celery tasks."""

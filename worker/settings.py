@@ -1,0 +1,61 @@
+"""Configuration from `TFQ_*` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PRODUCTION_API_URL = "https://www.tusfacturas.app/app/api/v2/"
+
+# RG 5700/2025: a consumidor final must be identified from $10.000.000 (afip_rules.md §4.3).
+CF_IDENTIFICATION_THRESHOLD_ARS = Decimal("10000000")
+
+
+class Settings(BaseSettings):
+    """Every knob of the worker. Durations say their unit in the name."""
+
+    model_config = SettingsConfigDict(env_prefix="TFQ_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "tfq:"
+    api_url: str = PRODUCTION_API_URL
+    tenants_file: Path | None = None
+    cuit_gap_seconds: float = Field(60.0, ge=0)
+    api_max_rps: float = Field(10.0, gt=0)
+    batch_max: int = Field(20, ge=1, le=20)
+    api_timeout_seconds: float = Field(100.0, gt=0)
+    api_connect_timeout_seconds: float = Field(10.0, gt=0)
+    cf_identification_threshold: Decimal = Field(CF_IDENTIFICATION_THRESHOLD_ARS, gt=0)
+    result_retention_days: int = Field(90, ge=1)
+    # A lane's lease; live workers renew it every third of this, so it only bounds how
+    # long a dead worker's lane waits before it is reaped and reconciled.
+    lease_seconds: float = Field(30.0, gt=1)
+    worker_concurrency: int = Field(64, ge=1)
+    metrics_port: int = Field(9808, ge=0, le=65535)  # a worker's /metrics; 0 turns it off
+    # While every lane waits on an AFIP outage, how often to ask whether it is over.
+    health_probe_seconds: float = Field(60.0, gt=0)
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    callbacks_allow_private: bool = False
+    # Delays before each callback retry (seconds), scaled by callback_retry_scale (tests
+    # shrink it); after the last one the delivery is dead-lettered.
+    callback_retry_seconds: list[float] = [5, 300, 1800, 7200, 18000, 36000, 36000]
+    callback_retry_scale: float = Field(1.0, gt=0)
+    callback_timeout_seconds: float = Field(10.0, gt=0)
+    # A claimed delivery or outbox event whose worker died is taken again after this.
+    callback_visibility_seconds: float = Field(120.0, gt=0)
+    # The HTTP intake (`tfq serve`): largest request body (enforced while streaming) and
+    # most envelopes in one POST /v1/batches; both answer 413 beyond.
+    intake_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    intake_max_batch: int = Field(10_000, ge=1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,105 @@
+"""The API's enumerations (tusfacturas_api.md §3.9) and AFIP letter rules (afip_rules.md §1, §6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TipoInfo:
+    """What a `comprobante.tipo` string means."""
+
+    letter: str  # A, B, C, M, E, or "" for types not valid at AFIP
+    kind: str  # factura, nota_debito, nota_credito, recibo, no_valida
+    fce: bool = False
+
+    @property
+    def is_note(self) -> bool:
+        return self.kind in ("nota_debito", "nota_credito")
+
+    @property
+    def batchable(self) -> bool:
+        """`facturacion/lotes` takes neither type E nor FCE (tusfacturas_api.md §6.1)."""
+        return self.letter != "E" and not self.fce and self.kind != "no_valida"
+
+
+def _build_tipos() -> dict[str, TipoInfo]:
+    tipos: dict[str, TipoInfo] = {}
+    for letter in "ABCME":
+        tipos[f"FACTURA {letter}"] = TipoInfo(letter, "factura")
+        tipos[f"NOTA DE DEBITO {letter}"] = TipoInfo(letter, "nota_debito")
+        tipos[f"NOTA DE CREDITO {letter}"] = TipoInfo(letter, "nota_credito")
+    tipos["RECIBO C"] = TipoInfo("C", "recibo")
+    tipos["FACTURA NO VALIDA EN AFIP"] = TipoInfo("", "no_valida")
+    tipos["NOTA DE CREDITO NO VALIDA EN AFIP"] = TipoInfo("", "no_valida")
+    for letter in "ABC":
+        tipos[f"FACTURA DE CREDITO ELECTRONICA MiPyME (FCE) {letter}"] = TipoInfo(
+            letter, "factura", fce=True
+        )
+        tipos[f"NOTA DE DEBITO ELECTRONICA MiPyME (FCE) {letter}"] = TipoInfo(
+            letter, "nota_debito", fce=True
+        )
+        tipos[f"NOTA DE CREDITO ELECTRONICA MiPyME (FCE) {letter}"] = TipoInfo(
+            letter, "nota_credito", fce=True
+        )
+    return tipos
+
+
+TIPOS: dict[str, TipoInfo] = _build_tipos()
+
+DOCUMENTO_TIPOS = frozenset({"CUIT", "CUIL", "CDI", "DNI", "PASAPORTE", "OTRO"})
+
+CONDICIONES_IVA = {
+    "CF": "consumidor final",
+    "RI": "responsable inscripto",
+    "M": "monotributo",
+    "E": "exento",
+    "CDEX": "cliente del exterior",
+    "IVNA": "IVA no alcanzado",
+}
+
+# Receptor conditions each letter may be issued to (RG 5616 table, afip_rules.md §6;
+# TusFacturas TFC-8004). A and "A con leyenda" (M) go to RI and monotributistas only;
+# B never goes to them; C goes to anyone; E is export, to foreign customers.
+LETTER_RECEPTORS: dict[str, frozenset[str]] = {
+    "A": frozenset({"RI", "M"}),
+    "M": frozenset({"RI", "M"}),
+    "B": frozenset({"CF", "E", "CDEX", "IVNA"}),
+    "C": frozenset(CONDICIONES_IVA),
+    "E": frozenset({"CDEX"}),
+    "": frozenset(CONDICIONES_IVA),
+}
+
+CONDICIONES_PAGO = frozenset(range(201, 216))
+CONDICION_PAGO_OTRA = 214
+PROVINCIAS = frozenset(range(1, 27))
+
+MONEDAS = {
+    "PES": "Peso argentino",
+    "DOL": "Dólar estadounidense",
+    "060": "Euro",
+    "012": "Real",
+    "011": "Peso uruguayo",
+    "033": "Peso chileno",
+    "032": "Peso colombiano",
+    "031": "Peso boliviano",
+    "035": "Sol peruano",
+    "010": "Peso mexicano",
+    "023": "Bolívar venezolano",
+    "036": "Sucre ecuatoriano",
+    "004": "Lira italiana",
+    "003": "Franco francés",
+    "021": "Libra esterlina",
+    "019": "Yen",
+    "009": "Franco suizo",
+}
+
+# Item `alicuota`: VAT percent, or -1 exento, -2 no gravado (tusfacturas_api.md §3.3).
+ALICUOTAS = frozenset(Decimal(x) for x in ("27", "21", "10.5", "0", "-1", "-2"))
+
+# Tributo `tipo` ids (AFIP FEParamGetTiposTributos; the API documents 1, 6 and 7).
+TRIBUTO_TIPOS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 99})
+
+# Letters whose prices are sent without VAT and get VAT added from `alicuota`.
+LETTERS_WITH_VAT = frozenset({"A", "B", "M"})

@@ -1,0 +1,193 @@
+"""The tenants file (TOML): issuing CUITs, their puntos de venta and credentials.
+
+Credentials are `SecretStr`: no repr, log line or exception shows them. They never enter a
+job, a result or a callback; the worker reads them from here at the moment it sends.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from worker.cuit import cuit_problem
+from worker.errors import FieldError, field_errors
+
+
+class TenantsFileError(ValueError):
+    """The tenants file is missing, not TOML, or not of the expected shape."""
+
+    def __init__(self, path: Path | str, errors: list[FieldError]):
+        self.path = str(path)
+        self.errors = errors
+        super().__init__(f"{path}: " + "; ".join(str(e) for e in errors))
+
+
+class UnknownPdv(LookupError):
+    """No credentials for this CUIT + punto de venta in the tenants file."""
+
+
+def _coerce_secret(value: Any) -> Any:
+    # The API's apikey is numeric; TOML files carry it as a string or an integer.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Pdv(BaseModel):
+    """One punto de venta with its own API credentials."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    punto_venta: int = Field(ge=1, le=99998)
+    apikey: SecretStr
+    apitoken: SecretStr
+    usertoken: SecretStr
+    test: bool = False
+
+    _coerce = field_validator("apikey", "apitoken", "usertoken", mode="before")(
+        classmethod(lambda cls, v: _coerce_secret(v))
+    )
+
+    @field_validator("apikey", "apitoken", "usertoken")
+    @classmethod
+    def _not_empty(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return v
+
+    def credentials(self) -> dict[str, str]:
+        """The three credential fields as the API wants them at the top of a request body."""
+        return {
+            "apikey": self.apikey.get_secret_value(),
+            "apitoken": self.apitoken.get_secret_value(),
+            "usertoken": self.usertoken.get_secret_value(),
+        }
+
+    def secrets(self) -> list[str]:
+        return list(self.credentials().values())
+
+
+class Client(BaseModel):
+    """A caller of the HTTP intake: a bearer token (stored only as its SHA-256) and its CUITs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    cuits: list[str] = Field(min_length=1)
+
+
+class Tenant(BaseModel):
+    """An issuing CUIT."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cuit: str
+    name: str | None = None
+    gap_seconds: float | None = Field(None, ge=0)
+    callback_secret: SecretStr | None = None
+    pdv: list[Pdv] = Field(min_length=1)
+
+    @field_validator("cuit")
+    @classmethod
+    def _cuit(cls, v: str) -> str:
+        problem = cuit_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("pdv")
+    @classmethod
+    def _unique_pdv(cls, v: list[Pdv]) -> list[Pdv]:
+        seen = [p.punto_venta for p in v]
+        dupes = sorted({p for p in seen if seen.count(p) > 1})
+        if dupes:
+            raise ValueError(f"punto_venta listed twice: {dupes}")
+        return v
+
+
+class TenantsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: list[Tenant] = Field(default_factory=list)
+    client: list[Client] = Field(default_factory=list)
+
+    @field_validator("tenant")
+    @classmethod
+    def _unique_cuit(cls, v: list[Tenant]) -> list[Tenant]:
+        seen = [t.cuit for t in v]
+        dupes = sorted({c for c in seen if seen.count(c) > 1})
+        if dupes:
+            raise ValueError(f"cuit listed twice: {dupes}")
+        return v
+
+
+class Tenants:
+    """Lookup of tenants and their PDVs, loaded once from the file."""
+
+    def __init__(self, data: TenantsFile):
+        self.data = data
+        self._by_cuit = {t.cuit: t for t in data.tenant}
+        self._pdvs = {(t.cuit, p.punto_venta): p for t in data.tenant for p in t.pdv}
+
+    @classmethod
+    def load(cls, path: Path | str) -> Tenants:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TenantsFileError(path, [FieldError("", "file not found")]) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            # TOMLDecodeError names the line and column, never the value.
+            raise TenantsFileError(path, [FieldError("", f"not valid TOML: {exc}")]) from None
+        return cls.from_dict(raw, source=path)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: Path | str = "<tenants>") -> Tenants:
+        try:
+            return cls(TenantsFile.model_validate(raw))
+        except ValidationError as exc:
+            raise TenantsFileError(source, field_errors(exc)) from None
+
+    def __repr__(self) -> str:
+        return f"Tenants({len(self._by_cuit)} tenants, {len(self._pdvs)} pdvs)"
+
+    @property
+    def tenants(self) -> list[Tenant]:
+        return list(self.data.tenant)
+
+    @property
+    def clients(self) -> list[Client]:
+        return list(self.data.client)
+
+    def tenant(self, cuit: str) -> Tenant | None:
+        return self._by_cuit.get(cuit)
+
+    def pdv(self, cuit: str, punto_venta: int) -> Pdv:
+        try:
+            return self._pdvs[(cuit, punto_venta)]
+        except KeyError:
+            raise UnknownPdv(
+                f"no credentials for CUIT {cuit} punto de venta {punto_venta} in the tenants file"
+            ) from None
+
+    def find_by_credentials(self, apikey: str, apitoken: str, usertoken: str) -> tuple[str, Pdv]:
+        """The (cuit, pdv) whose credentials these are; used by the sandbox."""
+        wanted = {"apikey": apikey, "apitoken": apitoken, "usertoken": usertoken}
+        for (cuit, _), pdv in self._pdvs.items():
+            if pdv.credentials() == wanted:
+                return cuit, pdv
+        raise UnknownPdv("no punto de venta has these credentials")
+
+    def gap_seconds(self, cuit: str, default: float) -> float:
+        tenant = self._by_cuit.get(cuit)
+        if tenant is None or tenant.gap_seconds is None:
+            return default
+        return tenant.gap_seconds
+
+    def all_secrets(self) -> list[str]:
+        """Every secret in the file; tests scan logs and Redis for these."""
+        out = [s for p in self._pdvs.values() for s in p.secrets()]
+        out += [t.callback_secret.get_secret_value() for t in self.data.tenant if t.callback_secret]
+        return out
