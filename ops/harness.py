@@ -1,0 +1,138 @@
+"""Real worker processes for tests, benchmarks, chaos runs and the demo.
+
+    env = worker_env(redis_url, sandbox.api_url, tenants_file, prefix=unique_prefix())
+    with WorkerProcess(env, concurrency=16) as w:
+        ...
+        w.kill()       # SIGKILL, as a crash would
+        w.start()      # and back
+
+Each run uses its own key prefix (and so its own Celery queue), so runs never see each
+other's jobs on a shared Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+
+def unique_prefix(label: str = "t") -> str:
+    return f"tfq-{label}-{secrets.token_hex(4)}:"
+
+
+def worker_env(
+    redis_url: str,
+    api_url: str,
+    tenants_file: Path | str,
+    *,
+    prefix: str,
+    gap_seconds: float = 0.0,
+    **extra: str | float | int,
+) -> dict[str, str]:
+    """The environment of a worker process: TFQ_* settings on top of ours."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "TFQ_REDIS_URL": redis_url,
+            "TFQ_API_URL": api_url,
+            "TFQ_TENANTS_FILE": str(tenants_file),
+            "TFQ_KEY_PREFIX": prefix,
+            "TFQ_CUIT_GAP_SECONDS": str(gap_seconds),
+            "TFQ_API_TIMEOUT_SECONDS": "3",
+            "TFQ_API_CONNECT_TIMEOUT_SECONDS": "2",
+            "TFQ_LEASE_SECONDS": "6",
+            # Several workers share this machine: no fixed metrics port unless asked.
+            "TFQ_METRICS_PORT": "0",
+        }
+    )
+    env.update({f"TFQ_{k.upper()}": str(v) for k, v in extra.items()})
+    return env
+
+
+class WorkerProcess:
+    """`tfq worker` as a child process (its own dispatcher included unless told not to)."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        concurrency: int = 16,
+        dispatcher: bool = True,
+        log_path: Path | str | None = None,
+        loglevel: str = "WARNING",
+    ):
+        self.env = env
+        self.concurrency = concurrency
+        self.dispatcher = dispatcher
+        self.log_path = Path(log_path) if log_path else None
+        self.loglevel = loglevel
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        cmd = [
+            sys.executable, "-m", "producers.cli", "worker",
+            "--concurrency", str(self.concurrency),
+            "--dispatcher" if self.dispatcher else "--no-dispatcher",
+            "--loglevel", self.loglevel,
+        ]  # fmt: skip
+        if self.log_path:
+            self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            cmd,
+            env=self.env,
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (no warm shutdown, no acks)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> bool:
+    """Poll `predicate()` until true or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

@@ -1,0 +1,49 @@
+"""Generate tenants files with many CUITs, for tests, benchmarks and chaos runs."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from worker.cuit import check_digit
+
+TEST_PDV = 1  # "punto de venta irreal": empty CAE is success
+REAL_PDV = 2
+
+
+def make_cuits(
+    count: int, prefix: str = "30", *, start: int = 10_000_000, step: int = 7
+) -> list[str]:
+    """`count` distinct valid CUITs (modulo 11 check digit): `prefix` + 8 digits from `start`."""
+    cuits: list[str] = []
+    body = start
+    while len(cuits) < count:
+        first_ten = f"{prefix}{body:08d}"
+        digit = check_digit(first_ten)
+        if digit is not None:
+            cuits.append(first_ten + str(digit))
+        body += step
+    return cuits
+
+
+def write_tenants(path: Path, cuits: list[str], *, gap_seconds: float | None = None) -> Path:
+    """Each CUIT gets a test PDV (1) and a real PDV (2), with their own credentials."""
+    lines: list[str] = []
+    for n, cuit in enumerate(cuits):
+        secret = base64.b64encode(f"tfq-generated-secret-{n:06d}".encode()).decode()
+        lines += ["[[tenant]]", f'cuit = "{cuit}"', f'callback_secret = "whsec_{secret}"']
+        if gap_seconds is not None:
+            lines.append(f"gap_seconds = {gap_seconds}")
+        for pdv, test in ((TEST_PDV, "true"), (REAL_PDV, "false")):
+            lines += [
+                "[[tenant.pdv]]",
+                f"punto_venta = {pdv}",
+                # Long and distinctive, so a scan for leaked secrets cannot hit an amount.
+                f'apikey = "{4_700_000_000 + n * 7919 + pdv}"',
+                f'apitoken = "gen-{cuit}-{pdv}-apitoken"',
+                f'usertoken = "gen-{cuit}-{pdv}-usertoken"',
+                f"test = {test}",
+            ]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,234 @@
+"""The Python way in: submit jobs, read their status, wait for results.
+
+    from producers.client import InvoiceQueue
+    q = InvoiceQueue()                       # TFQ_REDIS_URL, TFQ_KEY_PREFIX
+    job = q.submit(envelope)                 # InvalidJob lists every field path and reason
+    report = q.submit_many(envelopes, batch="nightly-2026-11-23")
+    q.wait(job.job_id, timeout=120)          # the job's result
+
+(cuit, external_reference) is the idempotency key: submitting it again returns the
+existing job and never makes a second invoice, unless that job was rejected, in which
+case a corrected job is created and linked to it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from worker.errors import FieldError, InvalidJob, unencodable_path
+from worker.jobs import FINAL, new_job_id, pack_envelope, public_result
+from worker.keys import Keys
+from worker.lanes import LaneStore, NewJob, text
+from worker.models import JobEnvelope, validate_envelope
+from worker.settings import Settings, get_settings
+from worker.tables import TIPOS
+
+CHUNK = 500  # jobs per enqueue script call
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    duplicate: bool  # the key already had a live job: this is it, nothing new was created
+    previous_job_id: str | None = None  # a resubmission after a rejection links the old job
+
+
+@dataclass
+class BatchReport:
+    """What `submit_many` did with each envelope, by its position in the input."""
+
+    accepted: list[tuple[int, str]] = field(default_factory=list)
+    duplicates: list[tuple[int, str]] = field(default_factory=list)
+    refused: list[tuple[int, list[FieldError]]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.accepted) + len(self.duplicates) + len(self.refused)
+
+
+class InvoiceQueue:
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        key_prefix: str | None = None,
+        client: redis.Redis | None = None,
+    ):
+        self.settings = settings or get_settings()
+        url = redis_url or self.settings.redis_url
+        self.redis = client or redis.Redis.from_url(url, socket_connect_timeout=5)
+        self.keys = Keys(key_prefix or self.settings.key_prefix)
+        self.store = LaneStore(self.redis, self.keys)
+
+    # --- submitting -----------------------------------------------------------------------
+
+    def validate(self, envelope: dict[str, Any] | JobEnvelope) -> JobEnvelope:
+        if isinstance(envelope, JobEnvelope):
+            envelope = envelope.model_dump(mode="json", exclude_none=True)
+        return validate_envelope(envelope, cf_threshold=self.settings.cf_identification_threshold)
+
+    @staticmethod
+    def _new_job(env: JobEnvelope) -> NewJob:
+        comp = env.invoice.comprobante
+        try:
+            blob = pack_envelope(env)
+        except UnicodeEncodeError:
+            # JSON can carry a lone surrogate; it cannot be stored or sent as UTF-8.
+            path = unencodable_path(env.model_dump(mode="python")) or ""
+            raise InvalidJob([FieldError(path, "not valid UTF-8 text")]) from None
+        return NewJob(
+            id=new_job_id(),
+            cuit=env.cuit,
+            external_reference=comp.external_reference,
+            punto_venta=comp.punto_venta,
+            tipo=comp.tipo,
+            envelope=blob,
+        )
+
+    def submit(self, envelope: dict[str, Any] | JobEnvelope, *, batch: str = "") -> Submitted:
+        """Queue one job; raises `InvalidJob` (with field paths) when it is refused."""
+        env = self.validate(envelope)
+        ((outcome, job_id, prev),) = self.store.enqueue([self._new_job(env)], batch)
+        return Submitted(job_id, outcome == "duplicate", prev or None)
+
+    def submit_many(
+        self, envelopes: Iterable[dict[str, Any] | JobEnvelope], *, batch: str = ""
+    ) -> BatchReport:
+        """Validate and queue many jobs, a few hundred per Redis round trip.
+
+        A refused envelope never stops the others; duplicates (also within the input)
+        return the existing job.
+        """
+        report = BatchReport()
+        pending: list[tuple[int, NewJob]] = []
+        # One chunk goes to Redis in the background while the next is validated; chunks
+        # still reach Redis one after another, in input order.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfq-enqueue") as pool:
+            inflight: Future[None] | None = None
+            for index, envelope in enumerate(envelopes):
+                try:
+                    pending.append((index, self._new_job(self.validate(envelope))))
+                except InvalidJob as exc:
+                    report.refused.append((index, exc.errors))
+                if len(pending) >= CHUNK:
+                    if inflight is not None:
+                        inflight.result()
+                    inflight = pool.submit(self._flush, pending, batch, report)
+                    pending = []
+            if inflight is not None:
+                inflight.result()
+        self._flush(pending, batch, report)
+        return report
+
+    def _flush(self, pending: list[tuple[int, NewJob]], batch: str, report: BatchReport) -> None:
+        if not pending:
+            return
+        results = self.store.enqueue([job for _, job in pending], batch)
+        for (index, _), (outcome, job_id, _prev) in zip(pending, results, strict=True):
+            (report.duplicates if outcome == "duplicate" else report.accepted).append(
+                (index, job_id)
+            )
+        pending.clear()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def job_id(self, cuit: str, external_reference: str) -> str | None:
+        return self.store.job_id_for(cuit, external_reference)
+
+    def status(self, job_id: str) -> dict[str, Any] | None:
+        """The job's result so far. A queued job whose lane is paused reads `paused`; any
+        unfinished job of a paused lane carries `paused_reason` and `paused_until` (None:
+        until someone resumes it)."""
+        rec = self.store.job(job_id)
+        if rec is None:
+            return None
+        result = public_result(rec)
+        if result["status"] not in FINAL:
+            state = self.store.lane_state(rec["cuit"])
+            if state.get("paused"):
+                if result["status"] == "queued":
+                    result["status"] = "paused"
+                result["paused_reason"] = state["paused"]
+                until = state.get("paused_until")
+                result["paused_until"] = (
+                    datetime.fromtimestamp(float(until), UTC).isoformat() if until else None
+                )
+        return result
+
+    def wait(
+        self, job_id: str, timeout: float = 300.0, poll_seconds: float = 0.05
+    ) -> dict[str, Any]:
+        """Block until the job is issued or rejected; raises TimeoutError with its status."""
+        deadline = time.monotonic() + timeout
+        delay = poll_seconds
+        while True:
+            result = self.status(job_id)
+            if result is None:
+                raise KeyError(f"no job {job_id}")
+            if result["status"] in FINAL:
+                return result
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still {result['status']} after {timeout} s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    def _calls_to_empty(self, cuit: str, depth: int, limit: int = 2000) -> int:
+        """Invoicing calls a lane still needs: runs of one PDV and batchable tipo, each
+        at most TFQ_BATCH_MAX long; beyond `limit` jobs, extrapolated."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in self.store.head(cuit, limit):
+            pipe.hmget(self.keys.job(job_id), "pv", "tipo")
+        calls, run, last = 0, 0, None
+        for pv, tipo in pipe.execute():
+            key = (text(pv), text(tipo)) if tipo else None
+            batchable = key is not None and key[1] in TIPOS and TIPOS[key[1]].batchable
+            if key == last and batchable and run < self.settings.batch_max:
+                run += 1
+                continue
+            calls, run, last = calls + 1, 1, key
+        return calls if depth <= limit else math.ceil(calls * depth / limit)
+
+    def batch(self, name: str) -> dict[str, Any] | None:
+        """Counts by status, progress and an ETA from lane depths, gaps and batching."""
+        summary = self.store.batch_counts(name)
+        if summary is None:
+            return None
+        total = summary["total"]
+        by_status = summary["counts"]
+        done = by_status["issued"] + by_status["rejected"]
+        cuits = [text(c) for c in self.redis.smembers(self.keys.batch_cuits(name))]
+        paused = 0
+        eta_at = 0.0
+        now = self.store.now()
+        for cuit in cuits:
+            state = self.store.lane_state(cuit)
+            depth = self.store.depth(cuit)
+            if state.get("paused"):
+                paused += 1
+            if depth == 0:
+                continue
+            gap = float(state.get("gap") or self.settings.cuit_gap_seconds)
+            calls = self._calls_to_empty(cuit, depth)
+            start = max(now, float(state.get("next_at") or 0))
+            eta_at = max(eta_at, start + (calls - 1) * gap)
+        created = summary["created"] or now
+        return {
+            "batch": name,
+            "total": total,
+            "counts": by_status,
+            "done": done,
+            "progress": done / total if total else 1.0,
+            "paused_lanes": paused,
+            "cuits": len(cuits),
+            "created_at": datetime.fromtimestamp(created, UTC).isoformat(timespec="seconds"),
+            "eta_seconds": round(max(0.0, eta_at - now), 1) if done < total else 0.0,
+        }

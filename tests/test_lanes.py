@@ -1,0 +1,258 @@
+"""The lane scripts against a real Redis: claims, fencing, gap, pacing, pauses, reaping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from ops.harness import unique_prefix
+from worker.dispatcher import Dispatcher
+from worker.keys import Keys
+from worker.lanes import LaneStore, NewJob
+
+CUIT_A = "20111111112"
+CUIT_B = "20267565393"
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[LaneStore]:
+    client = redis.Redis.from_url(redis_url)
+    keys = Keys(unique_prefix("lanes"))
+    yield LaneStore(client, keys)
+    for key in client.scan_iter(keys.pattern(), count=1000):
+        client.unlink(key)
+
+
+def job(n: int, cuit: str = CUIT_A, ref: str | None = None) -> NewJob:
+    return NewJob(f"job{cuit}{n}", cuit, ref or f"REF-{n}", 679, "FACTURA B", b"x")
+
+
+def claim_all(store: LaneStore, lease: float = 30.0) -> dict[str, str]:
+    return dict(store.claim(100, lease, 0.0, "test").leases)
+
+
+def test_enqueue_is_idempotent_per_key(store: LaneStore) -> None:
+    first = store.enqueue([job(1), job(2)], batch="b1")
+    assert [o for o, _, _ in first] == ["created", "created"]
+    again = store.enqueue([job(3, ref="REF-1")], batch="b1")
+    assert again == [("duplicate", f"job{CUIT_A}1", "")]
+    # The same reference under another CUIT is another invoice.
+    assert store.enqueue([job(4, cuit=CUIT_B, ref="REF-1")])[0][0] == "created"
+    assert store.depth(CUIT_A) == 2
+    assert store.r.hget(store.keys.batch("b1"), "total") == b"2"
+
+
+def test_resubmission_after_rejection_links_the_jobs(store: LaneStore) -> None:
+    store.enqueue([job(1)])
+    token = claim_all(store)[CUIT_A]
+    assert store.transition(CUIT_A, token, f"job{CUIT_A}1", "rejected", {"errors": "[]"})
+    store.release(CUIT_A, token, not_before=0, gap_seconds=0)
+    outcome, new_id, prev = store.enqueue([job(9, ref="REF-1")])[0]
+    assert (outcome, prev) == ("created", f"job{CUIT_A}1")
+    assert store.job(f"job{CUIT_A}1")["next"] == new_id  # type: ignore[index]
+
+
+def test_claim_leases_with_increasing_fencing_tokens(store: LaneStore) -> None:
+    store.enqueue([job(1), job(1, cuit=CUIT_B)])
+    claims = claim_all(store)
+    assert set(claims) == {CUIT_A, CUIT_B}
+    assert int(claims[CUIT_A]) != int(claims[CUIT_B])
+    assert claim_all(store) == {}  # leased lanes are not claimed twice
+
+
+def test_stale_token_can_write_nothing(store: LaneStore) -> None:
+    store.enqueue([job(1)])
+    old = claim_all(store, lease=0.2)[CUIT_A]
+    time.sleep(0.3)
+    assert store.reap() == [CUIT_A]
+    new = claim_all(store)[CUIT_A]
+    assert new != old
+    assert not store.transition(CUIT_A, old, f"job{CUIT_A}1", "issued")
+    assert store.release(CUIT_A, old, not_before=0, gap_seconds=0) is None
+    stale = store.presend(
+        CUIT_A, old, gap_seconds=0, min_interval_seconds=0, max_wait_seconds=1, jobs=[]
+    )
+    assert stale.verdict == "stale"
+    assert store.job(f"job{CUIT_A}1")["status"] == "queued"  # type: ignore[index]
+
+
+def test_gap_is_measured_between_sends(store: LaneStore) -> None:
+    store.enqueue([job(1), job(2)])
+    token = claim_all(store)[CUIT_A]
+    go = store.presend(
+        CUIT_A, token, gap_seconds=5, min_interval_seconds=0, max_wait_seconds=1,
+        jobs=[(f"job{CUIT_A}1", 1, "fp")],
+    )  # fmt: skip
+    assert go.go
+    rec = store.job(f"job{CUIT_A}1")
+    assert rec is not None
+    assert (rec["status"], rec["numero"], rec["attempts"]) == ("sending", "1", "1")
+    store.transition(CUIT_A, token, f"job{CUIT_A}1", "issued")
+    depth, next_at = store.release(CUIT_A, token, not_before=0, gap_seconds=5)  # type: ignore[misc]
+    assert depth == 1
+    assert next_at == pytest.approx(go.value + 5, abs=0.01)  # type: ignore[operator]
+    assert claim_all(store) == {}  # not before the gap
+    # Even a lane claimed early is refused at the last check.
+    store.r.zadd(store.keys.ready, {CUIT_A: 0})
+    token = claim_all(store)[CUIT_A]
+    early = store.presend(
+        CUIT_A, token, gap_seconds=5, min_interval_seconds=0, max_wait_seconds=1,
+        jobs=[(f"job{CUIT_A}2", 2, "fp")],
+    )  # fmt: skip
+    assert early.verdict == "early"
+    assert store.job(f"job{CUIT_A}2")["status"] == "queued"  # type: ignore[index]
+
+
+def test_account_pacing_is_shared_by_all_lanes(store: LaneStore) -> None:
+    store.enqueue([job(1), job(1, cuit=CUIT_B)])
+    claims = claim_all(store)
+    kw = {"gap_seconds": 0, "min_interval_seconds": 0.5, "max_wait_seconds": 1.0}
+    first = store.presend(CUIT_A, claims[CUIT_A], jobs=[], **kw)  # type: ignore[arg-type]
+    second = store.presend(CUIT_B, claims[CUIT_B], jobs=[], **kw)  # type: ignore[arg-type]
+    assert first.go
+    assert second.verdict == "wait"
+    assert 0.3 < (second.value or 0) <= 0.5
+
+
+def test_release_pops_finished_head_jobs(store: LaneStore) -> None:
+    store.enqueue([job(1), job(2), job(3)])
+    token = claim_all(store)[CUIT_A]
+    store.transition(CUIT_A, token, f"job{CUIT_A}1", "issued")
+    store.transition(CUIT_A, token, f"job{CUIT_A}2", "rejected")
+    assert store.release(CUIT_A, token, not_before=0, gap_seconds=0)[0] == 1  # type: ignore[index]
+    assert store.head(CUIT_A, 5) == [f"job{CUIT_A}3"]
+
+
+def test_pause_holds_the_lane_and_resume_frees_it(store: LaneStore) -> None:
+    store.enqueue([job(1), job(1, cuit=CUIT_B)])
+    store.pause(CUIT_A, "quota used up")
+    assert set(claim_all(store)) == {CUIT_B}
+    assert store.depth(CUIT_A) == 1  # nothing dropped
+    assert store.resume(CUIT_A)
+    assert set(claim_all(store)) == {CUIT_A}
+
+
+def test_timed_pause_ends_by_itself(store: LaneStore) -> None:
+    store.enqueue([job(1)])
+    store.pause(CUIT_A, "AFIP block", until=store.now() + 0.3)
+    assert claim_all(store) == {}
+    time.sleep(0.35)
+    assert set(claim_all(store)) == {CUIT_A}
+    assert "paused" not in store.lane_state(CUIT_A)
+
+
+def test_service_down_stops_every_claim(store: LaneStore) -> None:
+    store.enqueue([job(1), job(1, cuit=CUIT_B)])
+    until = store.now() + 60
+    store.set_down(until, "maintenance")
+    claims = store.claim(100, 30, 0, "t")
+    assert claims.leases == []
+    assert claims.down_until == pytest.approx(until)
+    store.clear_down()
+    assert len(store.claim(100, 30, 0, "t").leases) == 2
+
+
+def test_a_deep_lane_never_delays_a_shallow_one(store: LaneStore) -> None:
+    store.enqueue([job(i) for i in range(2000)])
+    store.enqueue([job(1, cuit=CUIT_B)])
+    assert set(claim_all(store)) == {CUIT_A, CUIT_B}
+
+
+def test_renew_keeps_a_live_lease(store: LaneStore) -> None:
+    store.enqueue([job(1)])
+    token = claim_all(store, lease=0.3)[CUIT_A]
+    time.sleep(0.2)
+    assert store.renew([(CUIT_A, token)], 0.5) == 1
+    time.sleep(0.2)
+    assert store.reap() == []
+
+
+def test_wake_up_on_work_for_an_idle_cuit(store: LaneStore) -> None:
+    store.r.delete(store.keys.wake)
+    store.enqueue([job(1)])
+    assert store.r.lpop(store.keys.wake) == b"1"
+    store.enqueue([job(2)])  # the lane is not idle any more: no second wake-up
+    assert store.r.lpop(store.keys.wake) is None
+
+
+def test_a_good_health_check_lifts_the_outage_early(store: LaneStore) -> None:
+    store.enqueue([job(1)])
+    store.set_down(store.now() + 600, "AFIP/ARCA is down")
+    published: list[str] = []
+    probes: list[bool] = []
+
+    def healthy() -> bool:
+        probes.append(True)
+        return True
+
+    dispatcher = Dispatcher(
+        store, lambda cuit, token: published.append(cuit), lease_seconds=30, health_check=healthy
+    )
+    assert dispatcher.run_once() == 0.0  # probed, found healthy, lifted the window
+    assert probes == [True]
+    assert store.down() == {}
+    dispatcher.run_once()
+    assert published == [CUIT_A]
+    # A second outage right away is not probed again before health_probe_seconds.
+    store.set_down(store.now() + 600, "AFIP/ARCA is down")
+    dispatcher.run_once()
+    assert probes == [True]
+
+
+def test_a_claim_is_worked_once_even_if_delivered_twice(store: LaneStore) -> None:
+    store.enqueue([job(1)])
+    token = claim_all(store)[CUIT_A]
+    assert store.begin(CUIT_A, token)
+    assert not store.begin(CUIT_A, token)  # the redelivered message stops here
+    store.release(CUIT_A, token, not_before=0, gap_seconds=0)
+    assert not store.begin(CUIT_A, token)  # and a stale token never starts
+    new = claim_all(store)[CUIT_A]
+    assert store.begin(CUIT_A, new)
+
+
+def test_many_lanes_finding_one_outage_make_one_strike(store: LaneStore) -> None:
+    """Strikes count probing rounds, not lanes: 40 discoveries at once back off like one."""
+    past = store.now() - 30  # mantenimiento_hasta has minute precision: it may read as over
+    results = [store.set_down(past, "TusFacturas maintenance") for _ in range(40)]
+    assert {strikes for strikes, _ in results} == {1}
+    assert results[-1][1] - store.now() <= 1.0
+    time.sleep(1.05)  # the window passed: the next discovery starts a new round
+    strikes, window = store.set_down(past, "TusFacturas maintenance")
+    assert strikes == 2
+    assert 1.5 < window - store.now() <= 2.0
+
+
+def test_a_late_stale_message_cannot_wedge_the_live_claim(store: LaneStore) -> None:
+    store.enqueue([job(1)])
+    stale = claim_all(store, lease=0.1)[CUIT_A]
+    time.sleep(0.15)
+    store.reap()
+    live = claim_all(store)[CUIT_A]
+    assert not store.begin(CUIT_A, stale)  # the late message of the old lease marks nothing
+    assert store.begin(CUIT_A, live)
+
+
+def test_only_the_lease_holder_moves_the_number(store: LaneStore) -> None:
+    store.enqueue([job(1)])
+    stale = claim_all(store, lease=0.1)[CUIT_A]
+    time.sleep(0.15)
+    store.reap()
+    live = claim_all(store)[CUIT_A]
+    assert store.set_next_number(CUIT_A, 679, "FACTURA B", 8, live)
+    assert not store.set_next_number(CUIT_A, 679, "FACTURA B", 3, stale)
+    assert store.next_number(CUIT_A, 679, "FACTURA B") == 8
+
+
+def test_the_gap_runs_from_the_reply(store: LaneStore) -> None:
+    """AFIP measures arrivals: the next call waits a gap after the previous reply."""
+    store.enqueue([job(1), job(2)])
+    token = claim_all(store)[CUIT_A]
+    kw = {"gap_seconds": 5, "min_interval_seconds": 0, "max_wait_seconds": 1}
+    sent = store.presend(CUIT_A, token, jobs=[(f"job{CUIT_A}1", 1, "fp")], **kw)  # type: ignore[arg-type]
+    time.sleep(0.3)  # the call takes a while
+    store.transition(CUIT_A, token, f"job{CUIT_A}1", "issued")
+    _, next_at = store.release(CUIT_A, token, not_before=0, gap_seconds=5)  # type: ignore[misc]
+    assert next_at >= (sent.value or 0) + 5.3 - 0.02

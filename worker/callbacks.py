@@ -1,0 +1,364 @@
+"""Signed callback webhooks (Standard Webhooks) with retries, dead letters and replay.
+
+Each event becomes a delivery record in Redis; deliveries due now are claimed by the
+dispatcher and sent by Celery tasks on their own queue, so a slow receiver never delays
+invoicing. Retries wait in a Redis sorted set, never as Celery countdowns. The body holds
+the job's result, never a credential; the signing secret is read from the tenants file
+at send time and never stored with the delivery.
+
+Headers: `webhook-id` (stable across retries), `webhook-timestamp` (epoch seconds),
+`webhook-signature` = `v1,` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")),
+where the secret is the base64 part of the tenant's `whsec_...` value.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from worker.jobs import public_result
+from worker.keys import Keys
+from worker.lanes import LaneStore, text
+from worker.settings import Settings
+from worker.tenants import Tenants
+
+log = logging.getLogger("tfq.callbacks")
+
+EVENTS = ("invoice.issued", "invoice.rejected", "invoice.attention", "batch.completed")
+VISIBILITY_SECONDS = 120.0  # default: a claimed delivery is taken again after this
+MAX_RETRY_AFTER_SECONDS = 86400.0
+
+
+class UnsafeCallbackURL(ValueError):
+    """The URL points at a private, loopback, link-local or otherwise internal address."""
+
+
+# --- signing ------------------------------------------------------------------------------
+
+
+def secret_bytes(secret: str) -> bytes:
+    """The key of a `whsec_<base64>` secret (other secrets are used as their UTF-8 bytes)."""
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except ValueError:
+            pass
+    return secret.encode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    mac = hmac.new(secret_bytes(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+# --- SSRF -----------------------------------------------------------------------------------
+
+
+def _internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        mapped = ip.ipv4_mapped or ip.sixtofour
+        if mapped is not None:
+            return _internal(mapped)
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+
+
+def check_callback_url(url: str, *, allow_private: bool, resolve: bool = True) -> None:
+    """Refuse URLs that are not http(s) or that reach internal addresses (also via DNS)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeCallbackURL("callback_url must be an http or https URL with a host")
+    if allow_private:
+        return
+    host = parts.hostname
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+        ".localhost"
+    ):
+        raise UnsafeCallbackURL("callback_url points at localhost")
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if _internal(literal):
+            raise UnsafeCallbackURL("callback_url points at an internal address")
+        return
+    if not resolve:
+        return
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror:
+        raise UnsafeCallbackURL("callback_url's host does not resolve") from None
+    for info in infos:
+        if _internal(ipaddress.ip_address(info[4][0])):
+            raise UnsafeCallbackURL("callback_url's host resolves to an internal address")
+
+
+# --- the deliveries -------------------------------------------------------------------------
+
+
+class Callbacks:
+    """Delivery records in Redis: create, claim, settle, dead-letter, replay."""
+
+    def __init__(self, store: LaneStore, visibility_seconds: float = VISIBILITY_SECONDS):
+        self.store = store
+        self.r = store.r
+        self.keys: Keys = store.keys
+        self.visibility_seconds = visibility_seconds
+
+    def enqueue(
+        self,
+        event: str,
+        cuit: str,
+        url: str,
+        data: dict[str, Any],
+        *,
+        delivery_id: str | None = None,
+    ) -> str:
+        """A delivery of `event` with `data` to `url`; returns its id (the webhook-id).
+
+        With a `delivery_id` (derived from an outbox entry) a second call for the same
+        event creates nothing: publishing an event twice never delivers it twice.
+        """
+        delivery_id = delivery_id or f"msg_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+        if not self.r.hsetnx(self.keys.callback(delivery_id), "id", delivery_id):
+            return delivery_id
+        body = json.dumps(
+            {"type": event, "timestamp": datetime.now(UTC).isoformat(), "data": data},
+            separators=(",", ":"),
+            default=str,
+        )
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(
+            self.keys.callback(delivery_id),
+            mapping={
+                "id": delivery_id,
+                "event": event,
+                "cuit": cuit,
+                "url": url,
+                "body": body,
+                "attempts": 0,
+                "status": "pending",
+                "created": time.time(),
+            },
+        )
+        pipe.zadd(self.keys.callbacks_due, {delivery_id: 0})
+        pipe.hincrby(self.keys.stats, "callbacks:created", 1)
+        pipe.execute()
+        return delivery_id
+
+    def claim_due(self, max_items: int = 200) -> list[str]:
+        return [
+            text(x)
+            for x in self.store.run_script(
+                "due_claim", "callbacks_due", max_items, self.visibility_seconds
+            )
+        ]
+
+    def claim_events(self, max_items: int = 200) -> list[str]:
+        """Outbox entries to publish (taken again after a while if not settled)."""
+        return [
+            text(x)
+            for x in self.store.run_script(
+                "due_claim", "outbox", max_items, self.visibility_seconds
+            )
+        ]
+
+    def event_done(self, entry: str) -> None:
+        self.r.zrem(self.keys.outbox, entry)
+
+    def get(self, delivery_id: str) -> dict[str, str] | None:
+        raw = self.r.hgetall(self.keys.callback(delivery_id))
+        return {text(k): text(v) for k, v in raw.items()} if raw else None
+
+    def delivered(self, delivery_id: str, status_code: int) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(
+            self.keys.callback(delivery_id),
+            mapping={"status": "delivered", "http_status": status_code, "delivered": time.time()},
+        )
+        pipe.zrem(self.keys.callbacks_due, delivery_id)
+        pipe.hincrby(self.keys.stats, "callbacks:delivered", 1)
+        pipe.execute()
+
+    def retry(self, delivery_id: str, at: float, error: str) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.callback(delivery_id), mapping={"last_error": error, "next_at": at})
+        pipe.zadd(self.keys.callbacks_due, {delivery_id: at})
+        pipe.execute()
+
+    def dead_letter(self, delivery_id: str, reason: str) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.callback(delivery_id), mapping={"status": "dead", "last_error": reason})
+        pipe.zrem(self.keys.callbacks_due, delivery_id)
+        pipe.zadd(self.keys.callbacks_dead, {delivery_id: time.time()})
+        pipe.hincrby(self.keys.stats, "callbacks:dead", 1)
+        pipe.execute()
+        log.warning("callback dead-lettered", extra={"delivery_id": delivery_id, "reason": reason})
+
+    def dead(self, limit: int = 100) -> list[dict[str, str]]:
+        ids = [text(x) for x in self.r.zrevrange(self.keys.callbacks_dead, 0, limit - 1)]
+        return [d for d in (self.get(i) for i in ids) if d is not None]
+
+    def replay(self, delivery_id: str) -> bool:
+        """Send a dead-lettered delivery again (same webhook-id, attempts start over)."""
+        if not self.r.zrem(self.keys.callbacks_dead, delivery_id):
+            return False
+        self.r.hset(self.keys.callback(delivery_id), mapping={"status": "pending", "attempts": 0})
+        self.r.zadd(self.keys.callbacks_due, {delivery_id: 0})
+        return True
+
+    def replay_all(self) -> int:
+        return sum(self.replay(text(i)) for i in self.r.zrange(self.keys.callbacks_dead, 0, -1))
+
+    def pending_count(self) -> int:
+        return int(self.r.zcard(self.keys.callbacks_due))
+
+    def dead_count(self) -> int:
+        return int(self.r.zcard(self.keys.callbacks_dead))
+
+
+ResultSink = Callable[[str, dict[str, Any]], None]
+
+
+def publish_events(store: LaneStore, callbacks: Callbacks, store_result: ResultSink) -> int:
+    """Turn outbox entries into results in Celery's backend and callback deliveries.
+
+    Entries are written by the status scripts, atomically with the change they report,
+    so no final job goes without its result and callback, whatever crashes in between.
+    Publishing is idempotent: the delivery id is derived from the entry.
+    """
+    done = 0
+    for entry in callbacks.claim_events():
+        event, _, rest = entry.partition("|")
+        parts = rest.split("|")
+        job_id = parts[-1] if event == "batch.completed" else parts[0]
+        rec = store.job(job_id)
+        if rec is not None:
+            result = public_result(rec)
+            if event == "batch.completed":
+                data: dict[str, Any] = {
+                    **(store.batch_counts(parts[0]) or {"batch": parts[0]}),
+                    "cuit": result["cuit"],
+                }
+            else:
+                data = result
+                if event == "invoice.attention":
+                    data["reason"] = rec.get("attention") or ""
+                else:
+                    store_result(job_id, result)
+            url = result["callback_url"]
+            if url:
+                delivery_id = "msg_" + hashlib.sha256(entry.encode()).hexdigest()[:24]
+                callbacks.enqueue(event, result["cuit"], url, data, delivery_id=delivery_id)
+        callbacks.event_done(entry)
+        done += 1
+    return done
+
+
+class Deliverer:
+    """Sends one delivery: sign, POST without redirects, settle by the answer."""
+
+    def __init__(self, callbacks: Callbacks, tenants: Tenants, settings: Settings):
+        self.callbacks = callbacks
+        self.tenants = tenants
+        self.settings = settings
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "tfq-webhooks/1"
+
+    def deliver(self, delivery_id: str) -> str:
+        rec = self.callbacks.get(delivery_id)
+        if rec is None or rec.get("status") != "pending":
+            return "settled"
+        tenant = self.tenants.tenant(rec["cuit"])
+        if tenant is None or tenant.callback_secret is None:
+            self.callbacks.dead_letter(
+                delivery_id, "the tenant has no callback_secret to sign with"
+            )
+            return "dead"
+        try:
+            check_callback_url(rec["url"], allow_private=self.settings.callbacks_allow_private)
+        except UnsafeCallbackURL as exc:
+            self.callbacks.dead_letter(delivery_id, str(exc))
+            return "dead"
+        body = rec["body"].encode()
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": delivery_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(
+                tenant.callback_secret.get_secret_value(), delivery_id, timestamp, body
+            ),
+        }
+        attempts = int(rec.get("attempts") or 0) + 1
+        self.callbacks.r.hset(self.callbacks.keys.callback(delivery_id), "attempts", attempts)
+        retry_after: float | None = None
+        try:
+            response = self.session.post(
+                rec["url"],
+                data=body,
+                headers=headers,
+                timeout=(
+                    min(5.0, self.settings.callback_timeout_seconds),
+                    self.settings.callback_timeout_seconds,
+                ),
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__} reaching the receiver"
+        else:
+            if 200 <= response.status_code < 300:
+                self.callbacks.delivered(delivery_id, response.status_code)
+                return "delivered"
+            if response.status_code == 410:
+                self.callbacks.dead_letter(delivery_id, "410 Gone: the receiver asked us to stop")
+                return "dead"
+            error = f"HTTP {response.status_code}"
+            if 300 <= response.status_code < 400:
+                error += ": redirects are not followed"
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+        schedule = self.settings.callback_retry_seconds
+        if attempts > len(schedule):
+            self.callbacks.dead_letter(delivery_id, f"gave up after {attempts} attempts: {error}")
+            return "dead"
+        delay = schedule[attempts - 1] * self.settings.callback_retry_scale
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
+        self.callbacks.retry(delivery_id, time.time() + delay, error)
+        return "retry"
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = datetime.strptime(value, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,119 @@
+"""Celery wiring: the app, its settings, the send task and the dispatcher's publisher.
+
+Waiting work never sits in Celery: a task exists only for a lane already claimed, so no
+countdown/ETA task is ever parked in worker memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery, states
+
+from worker.callbacks import Deliverer
+from worker.callbacks import publish_events as _publish_events
+from worker.dispatcher import Dispatcher
+from worker.runtime import Runtime
+from worker.settings import get_settings
+from worker.submit import Sender
+
+log = logging.getLogger("tfq.celery")
+
+settings = get_settings()
+runtime = Runtime(settings)
+# Queue names carry the key prefix, so several tfq installations can share one Redis.
+# Callbacks have their own queue: a slow receiver never holds up invoicing.
+SEND_QUEUE = f"{settings.key_prefix}send"
+CALLBACK_QUEUE = f"{settings.key_prefix}callbacks"
+# One task may make up to four API calls (reconcile, renumber, send), each bounded by the
+# API timeout; the hard limit caps that, and the broker's redelivery of a dead worker's
+# message comes only after it, so a message is never worked twice at once. Leases, not
+# this, decide when a lane is taken over; a late redelivery finds a stale token and stops.
+SOFT_TIME_LIMIT_SECONDS = int(4 * settings.api_timeout_seconds + 60)
+TIME_LIMIT_SECONDS = SOFT_TIME_LIMIT_SECONDS + 30
+VISIBILITY_TIMEOUT_SECONDS = TIME_LIMIT_SECONDS + 300
+
+app = Celery("tfq", broker=settings.redis_url, backend=settings.redis_url)
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+    result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+    broker_connection_retry_on_startup=True,
+    task_default_queue=SEND_QUEUE,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_expires=settings.result_retention_days * 86400,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    worker_hijack_root_logger=False,
+    task_soft_time_limit=SOFT_TIME_LIMIT_SECONDS,
+    task_time_limit=TIME_LIMIT_SECONDS,
+)
+
+_parts: dict[str, Any] = {}  # one sender and one deliverer per process, built on first use
+_parts_lock = threading.Lock()
+
+
+def store_result(job_id: str, result: dict[str, Any]) -> None:
+    """A finished job's result in Celery's backend: `AsyncResult(job_id).get()` works."""
+    app.backend.store_result(job_id, result, states.SUCCESS)
+
+
+def publish_events() -> int:
+    """The outbox's events as backend results and callback deliveries (dispatcher loop)."""
+    return _publish_events(runtime.store, runtime.callbacks, store_result)
+
+
+def get_sender() -> Sender:
+    with _parts_lock:
+        if "sender" not in _parts:
+            _parts["sender"] = runtime.sender()
+        sender: Sender = _parts["sender"]
+        return sender
+
+
+def get_deliverer() -> Deliverer:
+    with _parts_lock:
+        if "deliverer" not in _parts:
+            _parts["deliverer"] = runtime.deliverer()
+        deliverer: Deliverer = _parts["deliverer"]
+        return deliverer
+
+
+@app.task(name="tfq.send", ignore_result=True)  # type: ignore[untyped-decorator]
+def send_lane(cuit: str, token: str) -> str:
+    """Work one claimed lane under its fencing token."""
+    return get_sender().handle(cuit, token)
+
+
+@app.task(name="tfq.callback", ignore_result=True)  # type: ignore[untyped-decorator]
+def deliver_callback(delivery_id: str) -> str:
+    """Send one callback delivery (retries are scheduled in Redis, not here)."""
+    return get_deliverer().deliver(delivery_id)
+
+
+def publish(cuit: str, token: str) -> None:
+    send_lane.apply_async(args=(cuit, token), queue=SEND_QUEUE)
+
+
+def publish_callback(delivery_id: str) -> None:
+    deliver_callback.apply_async(args=(delivery_id,), queue=CALLBACK_QUEUE)
+
+
+def make_dispatcher() -> Dispatcher:
+    """A dispatcher wired to this app: send tasks, callbacks, outbox events, health probes."""
+    return Dispatcher(
+        runtime.store,
+        publish,
+        lease_seconds=settings.lease_seconds,
+        health_check=runtime.service_healthy,
+        health_probe_seconds=settings.health_probe_seconds,
+        callbacks=runtime.callbacks,
+        publish_callback=publish_callback,
+        publish_events=publish_events,
+    )

@@ -1,0 +1,139 @@
+"""The dispatcher: claims lanes whose slot has come and publishes one task per claim.
+
+It wakes at once when work arrives for an idle CUIT (the enqueue script pushes to the wake
+list) and otherwise sleeps until the earliest slot. It also reaps leases whose worker
+died. Several dispatchers at once are safe: claiming is one Lua script.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+
+from worker.callbacks import Callbacks
+from worker.lanes import LaneStore
+
+log = logging.getLogger("tfq.dispatcher")
+
+MAX_SLEEP_SECONDS = 1.0  # also how often leases are reaped when idle
+LOOKAHEAD_SECONDS = 0.02  # claim a little early; the worker's presend waits out the rest
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: LaneStore,
+        publish: Callable[[str, str], None],
+        *,
+        lease_seconds: float,
+        max_claims: int = 500,
+        owner: str | None = None,
+        health_check: Callable[[], bool] | None = None,
+        health_probe_seconds: float = 60.0,
+        callbacks: Callbacks | None = None,
+        publish_callback: Callable[[str], None] | None = None,
+        publish_events: Callable[[], int] | None = None,
+    ):
+        self.store = store
+        self.publish = publish
+        self.health_check = health_check
+        self.health_probe_seconds = health_probe_seconds
+        self.callbacks = callbacks
+        self.publish_callback = publish_callback
+        self.publish_events = publish_events
+        self._last_probe = 0.0
+        self.lease_seconds = lease_seconds
+        self.max_claims = max_claims
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.published = 0
+
+    def run_once(self) -> float:
+        """Reap, claim and publish; returns how long to sleep (seconds) before the next round."""
+        reaped = self.store.reap()
+        if reaped:
+            log.warning("reaped expired leases", extra={"cuits": reaped})
+        claims = self.store.claim(
+            self.max_claims, self.lease_seconds, LOOKAHEAD_SECONDS, self.owner
+        )
+        for cuit, token in claims.leases:
+            try:
+                self.publish(cuit, token)
+                self.published += 1
+            except Exception:
+                # The lease expires and is reaped; the lane is claimed again then.
+                log.exception("publish failed", extra={"cuit": cuit})
+        self._dispatch_callbacks()
+        if len(claims.leases) >= self.max_claims:
+            return 0.0
+        if claims.down_until is not None and self._service_back(claims.now):
+            return 0.0
+        wake_at = claims.down_until or claims.next_ready
+        if wake_at is None:
+            return MAX_SLEEP_SECONDS
+        return max(0.0, min(MAX_SLEEP_SECONDS, wake_at - claims.now - LOOKAHEAD_SECONDS))
+
+    def _dispatch_callbacks(self) -> None:
+        if self.publish_events is not None:
+            try:
+                self.publish_events()
+            except Exception:  # entries stay in the outbox and are taken again
+                log.exception("publishing events failed")
+        if self.callbacks is None or self.publish_callback is None:
+            return
+        for delivery_id in self.callbacks.claim_due():
+            try:
+                self.publish_callback(delivery_id)
+            except Exception:  # claimed with a visibility timeout: it comes back
+                log.exception("callback publish failed", extra={"delivery_id": delivery_id})
+
+    def _service_back(self, now: float) -> bool:
+        """During an outage, a good health check lifts the window before its end time."""
+        if self.health_check is None or now - self._last_probe < self.health_probe_seconds:
+            return False
+        self._last_probe = now
+        try:
+            healthy = self.health_check()
+        except Exception:
+            log.warning("health check failed", exc_info=True)
+            return False
+        if healthy:
+            log.warning("service is back before the end of its window; resuming every lane")
+            self.store.clear_down()
+        return healthy
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("dispatcher running", extra={"owner": self.owner})
+        woken = threading.Event()
+        waker = threading.Thread(
+            target=self._wait_for_wakeups, args=(stop, woken), name="tfq-waker", daemon=True
+        )
+        waker.start()
+        while not stop.is_set():
+            try:
+                delay = self.run_once()
+            except Exception:
+                log.exception("dispatcher round failed")
+                delay = MAX_SLEEP_SECONDS
+            if delay > 0:
+                # A local timer: Redis times out blocking calls only every 1/hz (100 ms).
+                woken.wait(delay)
+            woken.clear()
+
+    def _wait_for_wakeups(self, stop: threading.Event, woken: threading.Event) -> None:
+        """Work arrived for an idle CUIT, or a lane became the earliest: wake the loop."""
+        while not stop.is_set():
+            try:
+                if self.store.r.blpop([self.store.keys.wake], timeout=1):
+                    woken.set()
+            except Exception:
+                log.warning("waiting for wake-ups failed", exc_info=True)
+                stop.wait(1.0)
+
+    def start_thread(self) -> tuple[threading.Thread, threading.Event]:
+        stop = threading.Event()
+        thread = threading.Thread(target=self.run, args=(stop,), name="tfq-dispatcher", daemon=True)
+        thread.start()
+        return thread, stop

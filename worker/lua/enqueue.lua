@@ -1,0 +1,49 @@
+-- Enqueue jobs: idempotency check, job record and lane append, in one atomic step.
+-- ARGV: prefix, batch name ('' for none), then per job 6 values:
+--   job id, cuit, external_reference, punto_venta, tipo, envelope JSON
+-- Returns per job: {outcome, job id, previous job id or ''} flattened, where outcome is
+--   'created', or 'duplicate' (the key's job is queued, sending, unknown or issued:
+--   its id is returned and nothing is created). A key whose job was rejected gets a
+--   new job linked to the old one ('previous').
+local P, batch = ARGV[1], ARGV[2]
+local now = now_s()
+local out = {}
+local created = 0
+for i = 3, #ARGV, 6 do
+  local id, cuit, ref, pv, tipo, env = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local idem = K.idem(P, cuit)
+  local existing = redis.call('HGET', idem, ref)
+  local existing_status = false
+  if existing then
+    existing_status = redis.call('HGET', K.job(P, existing), 'status')
+    -- A record that expired after its retention still counts as issued: never again.
+  end
+  if existing and existing_status ~= 'rejected' then
+    out[#out + 1] = 'duplicate'; out[#out + 1] = existing; out[#out + 1] = ''
+  else
+    local prev = existing or ''
+    redis.call('HSET', idem, ref, id)
+    local jk = K.job(P, id)
+    redis.call('HSET', jk, 'id', id, 'cuit', cuit, 'ref', ref, 'pv', pv, 'tipo', tipo,
+      'batch', batch, 'created', now, 'attempts', 0, 'env', env, 'prev', prev)
+    if prev ~= '' then redis.call('HSET', K.job(P, prev), 'next', id) end
+    if batch ~= '' then
+      local bk = K.batch(P, batch)
+      if redis.call('HSETNX', bk, 'created', now) == 1 then
+        redis.call('ZADD', K.batches(P), now, batch)
+      end
+      redis.call('HINCRBY', bk, 'total', 1)
+      redis.call('SADD', K.batch_cuits(P, batch), cuit)
+    end
+    set_status(P, id, 'queued', now, 0)
+    local depth = redis.call('RPUSH', K.lane(P, cuit), id)
+    if depth == 1 then
+      redis.call('SADD', K.lanes(P), cuit)
+      local next_at = tonumber(redis.call('HGET', K.lane_state(P, cuit), 'next_at') or '0')
+      schedule(P, cuit, math.max(now, next_at), now)
+    end
+    created = created + 1
+    out[#out + 1] = 'created'; out[#out + 1] = id; out[#out + 1] = prev
+  end
+end
+return out

@@ -1,0 +1,36 @@
+-- The last check before an invoicing call, and the intent record, in one atomic step.
+-- Fails closed: the caller sends only on 'go'.
+-- ARGV: prefix, cuit, token, gap seconds, account min interval seconds, max wait seconds,
+--       then per job: job id, numero, payload fingerprint
+-- Returns {'go', send time} | {'wait', seconds, why} | {'early', time, why} | {'down', until}
+-- | {'stale'}, where why is 'gap' (this CUIT) or 'account' (pacing of all calls).
+local P, cuit, token = ARGV[1], ARGV[2], ARGV[3]
+local gap, interval, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local now = now_s()
+local st = K.lane_state(P, cuit)
+local s = redis.call('HMGET', st, 'token', 'expires', 'last_sent', 'last_done')
+if s[1] ~= token or tonumber(s[2] or '0') <= now then return {'stale'} end
+local down = tonumber(redis.call('HGET', K.down(P), 'until') or '0')
+if down > now then return {'down', tostring(down)} end
+-- The gap runs from the later of the last send and the last reply: AFIP measures
+-- arrivals, and a request can take a while to arrive.
+local earliest = math.max(tonumber(s[3] or '0'), tonumber(s[4] or '0')) + gap
+if earliest > now then
+  if earliest - now <= max_wait then return {'wait', tostring(earliest - now), 'gap'} end
+  return {'early', tostring(earliest), 'gap'}
+end
+local slot = tonumber(redis.call('HGET', K.account(P), 'next') or '0')
+if slot > now then
+  if slot - now <= max_wait then return {'wait', tostring(slot - now), 'account'} end
+  return {'early', tostring(slot), 'account'}
+end
+redis.call('HSET', K.account(P), 'next', now + interval)
+redis.call('HSET', st, 'last_sent', now)
+redis.call('HINCRBY', K.stats(P), 'calls:invoicing', 1)
+for i = 7, #ARGV, 3 do
+  local jk = K.job(P, ARGV[i])
+  redis.call('HSET', jk, 'numero', ARGV[i + 1], 'fingerprint', ARGV[i + 2], 'sent_at', now, 'fence', token)
+  redis.call('HINCRBY', jk, 'attempts', 1)
+  set_status(P, ARGV[i], 'sending', now, 0)
+end
+return {'go', tostring(now)}

@@ -1,0 +1,100 @@
+"""Builds the running parts from the settings, once per process."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+
+import redis
+
+from worker.callbacks import Callbacks, Deliverer
+from worker.client import TusFacturasClient
+from worker.keys import Keys
+from worker.lanes import LaneStore
+from worker.settings import Settings
+from worker.submit import Sender
+from worker.tenants import Tenants
+
+log = logging.getLogger("tfq.runtime")
+
+
+class Runtime:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(
+            self.settings.redis_url, socket_connect_timeout=5, health_check_interval=30
+        )
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.key_prefix)
+
+    @cached_property
+    def store(self) -> LaneStore:
+        return LaneStore(self.redis, self.keys)
+
+    @cached_property
+    def tenants(self) -> Tenants:
+        if self.settings.tenants_file is None:
+            raise SystemExit("TFQ_TENANTS_FILE is not set: the worker needs the tenants file")
+        return Tenants.load(self.settings.tenants_file)
+
+    @cached_property
+    def client(self) -> TusFacturasClient:
+        return TusFacturasClient.from_settings(self.settings)
+
+    @cached_property
+    def callbacks(self) -> Callbacks:
+        return Callbacks(self.store, self.settings.callback_visibility_seconds)
+
+    def deliverer(self) -> Deliverer:
+        return Deliverer(self.callbacks, self.tenants, self.settings)
+
+    def sender(self) -> Sender:
+        return Sender(
+            self.store,
+            self.client,
+            self.tenants,
+            self.settings,
+            lease_seconds=self.settings.lease_seconds,
+        )
+
+    def service_healthy(self) -> bool:
+        """`estado_servicios/alertas` through the first PDV of the tenants file.
+
+        Only AFIP-down windows are lifted early: a TusFacturas maintenance window says
+        when it ends, and probing it would only be refused.
+        """
+        down = self.store.down()
+        if "maintenance" in down.get("reason", "").lower():
+            return False
+        tenants = self.tenants.tenants
+        if not tenants:
+            return False
+        return self.client.estado_servicios(tenants[0].pdv[0]).ok
+
+    def check_redis_durability(self) -> list[str]:
+        """Warnings when Redis could lose or evict jobs (production wants AOF + noeviction)."""
+        warnings = []
+        try:
+            raw = {
+                **self.redis.config_get("appendonly"),
+                **self.redis.config_get("maxmemory-policy"),
+            }
+        except redis.RedisError:
+            return ["could not read Redis' configuration (CONFIG GET refused)"]
+        cfg = {_text(k): _text(v) for k, v in raw.items()}
+        if cfg.get("appendonly") != "yes":
+            warnings.append("Redis runs without appendonly: a restart can lose queued jobs")
+        if cfg.get("maxmemory-policy") != "noeviction":
+            warnings.append("Redis maxmemory-policy is not noeviction: jobs could be evicted")
+        for w in warnings:
+            log.warning(w)
+        return warnings
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,524 @@
+"""Exactly-once submission: what a worker does with one claimed lane.
+
+For the lane's head it either reconciles an earlier attempt whose outcome is unknown, or
+sends the next invoice (or a `facturacion/lotes` batch of head jobs with the same punto
+de venta and tipo), with an explicit number, after writing its intent atomically with the
+last lease/gap check. Every outcome is recorded under the lease's fencing token, then the
+lease is released with the next slot a gap after the later of the send and its reply.
+
+Why explicit numbers: AFIP accepts number N only once per CUIT + PDV + tipo, so a resend
+of the same invoice with the same N can never become a second invoice; it gets 10016,
+which we reconcile with `facturacion/consulta`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from worker.client import BatchResult, TusFacturasClient
+from worker.jobs import Job, fingerprint
+from worker.lanes import LaneStore
+from worker.metrics import SENDS_HELD
+from worker.models import afip_date_window, argentina_today
+from worker.outcomes import (
+    OutcomeKind,
+    RateLimitedError,
+    RejectedError,
+    SequenceError,
+    ServiceDownError,
+    TenantBlockedError,
+    TusFacturasError,
+)
+from worker.replies import IssuedInvoice
+from worker.settings import Settings
+from worker.tables import TIPOS
+from worker.tenants import Pdv, Tenants, UnknownPdv
+
+log = logging.getLogger("tfq.submit")
+
+
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 300.0
+RECONCILE_DELAY_SECONDS = 2.0  # let a slow call land before asking whether it did
+MAX_RECONCILES = 25  # then the job stays unknown and its lane is paused for a human
+PRESEND_MAX_WAIT_SECONDS = 2.0
+
+
+def backoff_seconds(failures: int) -> float:
+    """Jittered, capped exponential backoff ("full jitter" on the upper half)."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** max(0, failures - 1))
+    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 (jitter, not security)
+
+
+def _parse_fecha(text: str) -> date:
+    return datetime.strptime(text, "%d/%m/%Y").date()
+
+
+def _date_window_problem(payload: dict[str, Any], today: date) -> str | None:
+    """A job validated at intake may have waited past AFIP's date window."""
+    comp = payload["comprobante"]
+    low, high, window = afip_date_window(
+        today, tipo=comp["tipo"], services=bool(comp.get("periodo_facturado_desde"))
+    )
+    if not low <= _parse_fecha(comp["fecha"]) <= high:
+        return (
+            f"fecha {comp['fecha']} fell outside AFIP's window (between {window}, N = "
+            f"{today:%d/%m/%Y}) while the job was queued; submit it again with a new date"
+        )
+    return None
+
+
+def matches(found: IssuedInvoice, payload: dict[str, Any]) -> bool:
+    """Is the invoice found under our number the one we sent? (total, buyer, date)."""
+    comp, cliente = payload["comprobante"], payload["cliente"]
+    checks: list[bool] = []
+    if found.total is not None:
+        checks.append(abs(found.total - Decimal(str(comp["total"]))) <= Decimal("0.01"))
+    if found.documento_nro:
+        checks.append(found.documento_nro.lstrip("0") == str(cliente["documento_nro"]).lstrip("0"))
+    if found.fecha is not None:
+        checks.append(found.fecha == _parse_fecha(comp["fecha"]))
+    if found.external_reference and comp.get("external_reference"):
+        checks.append(found.external_reference == comp["external_reference"])
+    return bool(checks) and all(checks)
+
+
+@dataclass
+class Claim:
+    cuit: str
+    token: str
+    gap: float
+
+
+class LeaseKeeper:
+    """Renews the leases this process holds while their calls run (a slow call is ~90 s)."""
+
+    def __init__(self, store: LaneStore, lease_seconds: float):
+        self.store = store
+        self.lease_seconds = lease_seconds
+        self._held: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, cuit: str, token: str) -> None:
+        with self._lock:
+            self._held[(cuit, token)] = self._held.get((cuit, token), 0) + 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="tfq-lease-keeper", daemon=True
+                )
+                self._thread.start()
+
+    def drop(self, cuit: str, token: str) -> None:
+        with self._lock:
+            n = self._held.get((cuit, token), 0) - 1
+            if n <= 0:
+                self._held.pop((cuit, token), None)
+            else:
+                self._held[(cuit, token)] = n
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.lease_seconds / 3)
+            with self._lock:
+                held = list(self._held)
+            if held:
+                try:
+                    self.store.renew(held, self.lease_seconds)
+                except Exception:  # a missed renewal only risks a reap, which is safe
+                    log.warning("lease renewal failed", exc_info=True)
+
+
+class Sender:
+    """Handles claims. Thread-safe: one per worker process, shared by its threads."""
+
+    def __init__(
+        self,
+        store: LaneStore,
+        client: TusFacturasClient,
+        tenants: Tenants,
+        settings: Settings,
+        lease_seconds: float = 60.0,
+    ):
+        self.store = store
+        self.client = client
+        self.tenants = tenants
+        self.settings = settings
+        self.retention_seconds = settings.result_retention_days * 86400
+        self.min_interval = 1.0 / settings.api_max_rps
+        self.keeper = LeaseKeeper(store, lease_seconds)
+
+    # --- entry point --------------------------------------------------------------------
+
+    def handle(self, cuit: str, token: str) -> str:
+        """Work the lane `cuit` under lease `token`; returns what happened (for logs/tests)."""
+        claim = Claim(
+            cuit,
+            token,
+            self.tenants.gap_seconds(cuit, self.settings.cuit_gap_seconds),
+        )
+        if not self.store.begin(cuit, token):
+            # A redelivered message of a claim someone is working, or a stale token.
+            return "duplicate or stale"
+        self.keeper.hold(cuit, token)
+        try:
+            return self._handle(claim)
+        finally:
+            self.keeper.drop(cuit, token)
+
+    def _handle(self, claim: Claim) -> str:
+        ids = self.store.head(claim.cuit, self.settings.batch_max)
+        records = self.store.jobs(ids)
+        jobs = [Job.from_record(r) for r in records if r is not None and "env" in r]
+        if not jobs or jobs[0].id != ids[0] or jobs[0].status in ("issued", "rejected"):
+            # Finished (or vanished) head jobs are dropped by the release.
+            self._release(claim)
+            return "released"
+        head = jobs[0]
+        try:
+            pdv = self.tenants.pdv(claim.cuit, head.punto_venta)
+        except UnknownPdv as exc:
+            self.store.pause(claim.cuit, str(exc))
+            self._attention(claim, head, f"lane paused: {exc}")
+            self._release(claim)
+            return "paused: unknown pdv"
+        if head.status in ("sending", "unknown"):
+            return self._reconcile(claim, pdv, head)
+        return self._send_next(claim, pdv, jobs)
+
+    # --- sending ------------------------------------------------------------------------
+
+    def _send_next(self, claim: Claim, pdv: Pdv, jobs: list[Job]) -> str:
+        head = jobs[0]
+        today = argentina_today()
+        problem = _date_window_problem(head.payload(0), today)
+        if problem:
+            self._finish(claim, head, "rejected", {"errors": [problem]})
+            self._release(claim)
+            return "rejected: date"
+        batch = self._batch(claim, jobs, today)
+        numero = self._next_number(claim, pdv, head.tipo)
+        if numero is None:
+            return "no number"
+        return self._send(claim, pdv, batch, numero)
+
+    def _batch(self, claim: Claim, jobs: list[Job], today: date) -> list[Job]:
+        """Head jobs that can share one `lotes` call: same PDV and tipo, in date order."""
+        head = jobs[0]
+        if self.settings.batch_max <= 1 or not TIPOS[head.tipo].batchable:
+            return [head]
+        state = self.store.lane_state(claim.cuit)
+        if int(state.get("solo") or 0) > 0:
+            # After a whole-batch refusal: these jobs go one by one to find the culprit.
+            self.store.r.hincrby(self.store.keys.lane_state(claim.cuit), "solo", -1)
+            return [head]
+        batch = [head]
+        last_fecha = _parse_fecha(head.payload(0)["comprobante"]["fecha"])
+        for job in jobs[1:]:
+            if (
+                job.status != "queued"
+                or job.punto_venta != head.punto_venta
+                or job.tipo != head.tipo
+            ):
+                break
+            payload = job.payload(0)
+            fecha = _parse_fecha(payload["comprobante"]["fecha"])
+            if fecha < last_fecha or _date_window_problem(payload, today):
+                break
+            batch.append(job)
+            last_fecha = fecha
+        return batch
+
+    def _next_number(self, claim: Claim, pdv: Pdv, tipo: str) -> int | None:
+        numero = self.store.next_number(claim.cuit, pdv.punto_venta, tipo)
+        if numero is not None:
+            return numero
+        try:
+            numero = self.client.numeracion(pdv, tipo)
+        except TusFacturasError as exc:
+            self._on_failure(claim, [], exc)
+            return None
+        self.store.set_next_number(claim.cuit, pdv.punto_venta, tipo, numero, claim.token)
+        return numero
+
+    def _send(self, claim: Claim, pdv: Pdv, batch: list[Job], numero: int) -> str:
+        payloads = [job.payload(numero + i) for i, job in enumerate(batch)]
+        intent = [
+            (job.id, numero + i, fingerprint(p))
+            for i, (job, p) in enumerate(zip(batch, payloads, strict=True))
+        ]
+        while True:
+            verdict = self.store.presend(
+                claim.cuit,
+                claim.token,
+                gap_seconds=claim.gap,
+                min_interval_seconds=self.min_interval,
+                max_wait_seconds=PRESEND_MAX_WAIT_SECONDS,
+                jobs=intent,
+            )
+            if verdict.go:
+                break
+            if verdict.why:
+                SENDS_HELD.labels(verdict.why).inc()
+            if verdict.verdict == "wait":
+                time.sleep(verdict.value or 0.0)
+                continue
+            if verdict.verdict == "stale":
+                return "stale"
+            # early (gap or account pacing far off): come back at that time. down: the
+            # global window holds the lane; it must not carry the window's end itself.
+            self._release(claim, not_before=verdict.value if verdict.verdict == "early" else None)
+            return verdict.verdict
+        sent_at = verdict.value or 0.0
+        log.info(
+            "sending",
+            extra={
+                "cuit": claim.cuit,
+                "jobs": [j.id for j in batch],
+                "numero": numero,
+                "pdv": pdv.punto_venta,
+            },
+        )
+        try:
+            if len(batch) == 1:
+                issued = self.client.nuevo(pdv, payloads[0])
+                self._issued(claim, batch[0], numero, issued, sent_at)
+            else:
+                self._batch_outcome(claim, batch, numero, self.client.lotes(pdv, payloads), sent_at)
+        except TusFacturasError as exc:
+            self._on_failure(claim, batch, exc, numero=numero)
+            return str(exc.kind)
+        self._release(claim, failures=0)
+        return "sent"
+
+    def _batch_outcome(
+        self, claim: Claim, batch: list[Job], numero: int, result: BatchResult, sent_at: float
+    ) -> None:
+        """AFIP's order: an issued prefix, the first failure, then nothing processed."""
+        failure = result.first_failure
+        for i, (job, item) in enumerate(zip(batch, result.items, strict=True)):
+            if isinstance(item, IssuedInvoice):
+                self._issued(claim, job, numero + i, item, sent_at)
+            elif i == failure:
+                self._on_failure(claim, [job], item, numero=numero + i, release=False)
+            else:
+                self._requeue(claim, job, "not processed: an earlier invoice of the batch failed")
+
+    def _issued(
+        self, claim: Claim, job: Job, numero: int, issued: IssuedInvoice, sent_at: float
+    ) -> None:
+        self.store.set_next_number(claim.cuit, job.punto_venta, job.tipo, numero + 1, claim.token)
+        fields = {
+            "numero": numero,
+            "cae": issued.cae,
+            "cae_vencimiento": issued.cae_vencimiento.isoformat() if issued.cae_vencimiento else "",
+            "pdf_url": issued.pdf_url,
+            "afip_qr": issued.afip_qr,
+            "observaciones": issued.observaciones,
+            "test_mode": "1" if issued.test_mode else "0",
+            "errors": "[]",
+            "issued_at": sent_at,
+        }
+        self._finish(claim, job, "issued", fields)
+
+    # --- failures -----------------------------------------------------------------------
+
+    def _on_failure(
+        self,
+        claim: Claim,
+        jobs: list[Job],
+        exc: TusFacturasError,
+        *,
+        numero: int | None = None,
+        release: bool = True,
+    ) -> None:
+        """Record a failed call for `jobs` (numbered from `numero`) by its failure class."""
+        now = self.store.now()
+        state = self.store.lane_state(claim.cuit)
+        failures = int(state.get("failures") or 0)
+        kind = exc.kind
+        self._log_attempt(claim, jobs, exc)
+        not_before = now
+        account_nb: float | None = None
+        if kind is OutcomeKind.AMBIGUOUS:
+            for i, job in enumerate(jobs):
+                extra = {"numero": (numero or 0) + i} if numero is not None else {}
+                self.store.transition(claim.cuit, claim.token, job.id, "unknown", extra)
+            not_before = now + RECONCILE_DELAY_SECONDS
+        elif isinstance(exc, RejectedError):
+            if len(jobs) > 1:
+                # A whole-batch refusal names no culprit: send these one by one.
+                self.store.r.hset(self.store.keys.lane_state(claim.cuit), "solo", len(jobs))
+                for job in jobs:
+                    self._requeue(claim, job, "batch refused as a whole; retrying one by one")
+            else:
+                for job in jobs:
+                    self._finish(claim, job, "rejected", {"errors": exc.messages or [exc.detail]})
+        else:
+            for job in jobs:
+                self._requeue(claim, job, exc.detail)
+            if isinstance(exc, TenantBlockedError):
+                until = exc.until.timestamp() if exc.until else None
+                self.store.pause(
+                    claim.cuit, f"{exc.detail}: {'; '.join(exc.messages)}"[:500], until
+                )
+            elif isinstance(exc, ServiceDownError):
+                # mantenimiento_hasta has minute precision, so a window may read as over
+                # while it is not: probes back off with the outage's strikes, for all lanes.
+                # The lane itself is released as due: the global window holds every lane
+                # back, and lifting it early (a good health check) frees them all at once.
+                self.store.set_down(
+                    exc.until.timestamp() if exc.until else now + 60,
+                    exc.detail,
+                    backoff_base_seconds=BACKOFF_BASE_SECONDS,
+                    backoff_cap_seconds=BACKOFF_CAP_SECONDS,
+                    jitter=random.uniform(0.5, 1.0),  # noqa: S311 (jitter, not security)
+                )
+            else:  # transient
+                failures += 1
+                not_before = now + backoff_seconds(failures)
+                if isinstance(exc, RateLimitedError):
+                    account_nb = now + (exc.retry_after_seconds or 1.0)
+        if release:
+            self._release(
+                claim, not_before=not_before, failures=failures, account_not_before=account_nb
+            )
+
+    def _requeue(self, claim: Claim, job: Job, reason: str) -> None:
+        self.store.transition(
+            claim.cuit, claim.token, job.id, "queued", {"numero": "", "last_error": reason}
+        )
+
+    # --- reconciliation -----------------------------------------------------------------
+
+    def _reconcile(self, claim: Claim, pdv: Pdv, head: Job) -> str:
+        """An earlier attempt's outcome is unknown: ask `consulta` before sending anything."""
+        if head.numero is None:
+            self._requeue(claim, head, "no number recorded for the unknown attempt")
+            self._release(claim)
+            return "requeued"
+        # The unknown attempt may still be in flight (a worker died mid-call, a request
+        # sat in a buffer): asking before it could have landed would resend too soon.
+        settle_at = float(head.record.get("sent_at") or 0) + self.settings.api_timeout_seconds
+        if self.store.now() < settle_at:
+            self._release(claim, not_before=settle_at)
+            return "waiting for the unknown attempt to settle"
+        reconciles = int(head.record.get("reconciles") or 0) + 1
+        self.store.transition(
+            claim.cuit, claim.token, head.id, "unknown", {"reconciles": reconciles}
+        )
+        payload = head.payload(head.numero)
+        try:
+            found = self.client.consulta(pdv, head.tipo, head.numero)
+        except TusFacturasError as exc:
+            if reconciles >= MAX_RECONCILES:
+                self.store.pause(
+                    claim.cuit, f"job {head.id} unknown after {reconciles} reconciliations"
+                )
+            self._on_failure(claim, [], exc)
+            return "reconcile failed"
+        if found is not None and matches(found, payload):
+            self._issued(claim, head, head.numero, found, float(head.record.get("sent_at") or 0))
+            self._release(claim, failures=0)
+            return "reconciled: issued"
+        if found is not None:
+            # The number belongs to another invoice: ours never landed. Renumber.
+            return self._resync_and_send(claim, pdv, head, "number taken by another invoice")
+        if (
+            head.record.get("missing") == str(head.numero)
+            and head.record.get("last_kind") == "sequence"
+        ):
+            # Not found, yet AFIP said 10016 for this number: our count is off, or the date is.
+            return self._resync_and_send(claim, pdv, head, "10016 for a number not issued")
+        self.store.transition(claim.cuit, claim.token, head.id, "unknown", {"missing": head.numero})
+        # Not issued: send the same payload with the same number again (AFIP dedups by number).
+        return self._send(claim, pdv, [head], head.numero)
+
+    def _resync_and_send(self, claim: Claim, pdv: Pdv, head: Job, why: str) -> str:
+        try:
+            fresh = self.client.numeracion(pdv, head.tipo)
+        except TusFacturasError as exc:
+            self._on_failure(claim, [], exc)
+            return "resync failed"
+        if fresh == head.numero and why.startswith("10016"):
+            messages = json.loads(head.record.get("last_messages") or "[]")
+            reason = (
+                "AFIP refused the date: fecha is earlier than the last invoice issued on this "
+                "punto de venta and tipo (10016)"
+            )
+            self._finish(claim, head, "rejected", {"errors": [*messages, reason]})
+            self._release(claim)
+            return "rejected: date order"
+        self.store.set_next_number(claim.cuit, pdv.punto_venta, head.tipo, fresh, claim.token)
+        log.warning(
+            "renumbering",
+            extra={"cuit": claim.cuit, "job_id": head.id, "why": why, "numero": fresh},
+        )
+        return self._send(claim, pdv, [head], fresh)
+
+    # --- records ------------------------------------------------------------------------
+
+    def _log_attempt(self, claim: Claim, jobs: list[Job], exc: TusFacturasError) -> None:
+        kind = "sequence" if isinstance(exc, SequenceError) else str(exc.kind)
+        for job in jobs:
+            self.store.r.hset(
+                self.store.keys.job(job.id),
+                mapping={
+                    "last_kind": kind,
+                    "last_error": exc.detail,
+                    "last_messages": json.dumps(exc.messages),
+                },
+            )
+        log.warning(
+            "call failed",
+            extra={
+                "cuit": claim.cuit,
+                "jobs": [j.id for j in jobs],
+                "outcome": kind,
+                "detail": exc.detail,
+            },
+        )
+
+    def _finish(self, claim: Claim, job: Job, status: str, fields: dict[str, Any]) -> None:
+        """Record a final status; the same script queues its result and callback events."""
+        if self.store.transition(
+            claim.cuit, claim.token, job.id, status, fields, self.retention_seconds
+        ):
+            log.info(
+                "job finished",
+                extra={"cuit": claim.cuit, "job_id": job.id, "status": status, "batch": job.batch},
+            )
+
+    def _attention(self, claim: Claim, job: Job, reason: str) -> None:
+        """A job that needs a human: its lane paused, or its outcome still unknown."""
+        self.store.record_attention(job.id, reason)
+        log.warning(
+            "needs attention", extra={"cuit": claim.cuit, "job_id": job.id, "reason": reason}
+        )
+
+    def _release(
+        self,
+        claim: Claim,
+        *,
+        not_before: float | None = None,
+        failures: int | None = None,
+        account_not_before: float | None = None,
+    ) -> bool:
+        """Unlease the lane; False when the lease was no longer ours."""
+        result = self.store.release(
+            claim.cuit,
+            claim.token,
+            not_before=not_before if not_before is not None else self.store.now(),
+            gap_seconds=claim.gap,
+            failures=failures,
+            account_not_before=account_not_before,
+        )
+        return result is not None
