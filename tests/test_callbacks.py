@@ -1,0 +1,197 @@
+"""Callbacks: signed per Standard Webhooks (checked with the `standardwebhooks` library),
+retried, stopped by 410, dead-lettered and replayed; SSRF refused."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from ops.harness import unique_prefix
+from ops.webhook_receiver import Receiver, running_receiver
+from worker.callbacks import Callbacks, Deliverer, UnsafeCallbackURL, check_callback_url, sign
+from worker.keys import Keys
+from worker.lanes import LaneStore
+from worker.settings import Settings
+from worker.tenants import Tenants
+
+CUIT = "20111111112"
+
+
+@pytest.fixture
+def receiver(tenants: Tenants) -> Iterator[Receiver]:
+    with running_receiver(tenants) as rec:
+        yield rec
+
+
+@pytest.fixture
+def parts(redis_url: str, tenants: Tenants) -> Iterator[tuple[Callbacks, Deliverer]]:
+    client = redis.Redis.from_url(redis_url)
+    keys = Keys(unique_prefix("cb"))
+    callbacks = Callbacks(LaneStore(client, keys))
+    settings = Settings(
+        callbacks_allow_private=True,
+        callback_retry_seconds=[0.05, 0.05, 0.05],
+        callback_timeout_seconds=0.5,
+    )
+    yield callbacks, Deliverer(callbacks, tenants, settings)
+    for key in client.scan_iter(keys.pattern()):
+        client.unlink(key)
+
+
+def drain(callbacks: Callbacks, deliverer: Deliverer, until: Callable[[], bool]) -> list[str]:
+    """Act as the dispatcher + task: deliver whatever is due until `until()`."""
+    outcomes: list[str] = []
+    deadline = time.monotonic() + 10
+    while not until() and time.monotonic() < deadline:
+        for delivery_id in callbacks.claim_due():
+            outcomes.append(deliverer.deliver(delivery_id))
+        time.sleep(0.02)
+    return outcomes
+
+
+RESULT = {"job_id": "j1", "cuit": CUIT, "status": "issued", "cae": "75000000000001"}
+
+
+def test_signed_delivery_verifies_with_the_reference_library(
+    parts: tuple[Callbacks, Deliverer], receiver: Receiver
+) -> None:
+    callbacks, deliverer = parts
+    delivery_id = callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT)
+    drain(callbacks, deliverer, lambda: bool(receiver.received))
+    (got,) = receiver.received
+    assert got["verified"]
+    assert got["headers"]["webhook-id"] == delivery_id
+    assert got["body"]["type"] == "invoice.issued"
+    assert got["body"]["data"] == RESULT
+    assert callbacks.get(delivery_id)["status"] == "delivered"  # type: ignore[index]
+
+
+def test_tampered_body_or_old_timestamp_fails_verification(receiver: Receiver) -> None:
+    body = b'{"type":"invoice.issued"}'
+    now = int(time.time())
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(now),
+        "webhook-signature": sign(receiver.secret, "msg_1", now, body),
+    }
+    Webhook(receiver.secret).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(receiver.secret).verify(body.replace(b"issued", b"rejected"), headers)
+    old = now - 3600
+    stale = {**headers, "webhook-timestamp": str(old)}
+    stale["webhook-signature"] = sign(receiver.secret, "msg_1", old, body)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(receiver.secret).verify(body, stale)
+
+
+def test_retried_after_500_and_after_a_timeout_with_a_stable_id(
+    parts: tuple[Callbacks, Deliverer], receiver: Receiver
+) -> None:
+    callbacks, deliverer = parts
+    receiver.script = [(500, {}, 0.0), (200, {}, 1.0), (200, {}, 0.0)]  # 2nd: too slow
+    delivery_id = callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT)
+    outcomes = drain(
+        callbacks,
+        deliverer,
+        lambda: callbacks.get(delivery_id)["status"] == "delivered",  # type: ignore[index]
+    )
+    assert outcomes == ["retry", "retry", "delivered"]
+    assert {r["headers"]["webhook-id"] for r in receiver.received} == {delivery_id}
+    assert all(r["verified"] for r in receiver.received)
+
+
+def test_retry_after_is_honoured(parts: tuple[Callbacks, Deliverer], receiver: Receiver) -> None:
+    callbacks, deliverer = parts
+    receiver.script = [(503, {"Retry-After": "30"}, 0.0)]
+    delivery_id = callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT)
+    assert deliverer.deliver(callbacks.claim_due()[0]) == "retry"
+    next_at = float(callbacks.get(delivery_id)["next_at"])  # type: ignore[index]
+    assert 28 < next_at - time.time() <= 30
+
+
+def test_410_stops_and_exhaustion_dead_letters_then_replay(
+    parts: tuple[Callbacks, Deliverer], receiver: Receiver
+) -> None:
+    callbacks, deliverer = parts
+    receiver.script = [(410, {}, 0.0)]
+    gone = callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT)
+    drain(callbacks, deliverer, lambda: callbacks.dead_count() == 1)
+    assert callbacks.get(gone)["status"] == "dead"  # type: ignore[index]
+    assert len(receiver.received) == 1
+
+    receiver.script = [(500, {}, 0.0)] * 4
+    failing = callbacks.enqueue("invoice.rejected", CUIT, receiver.url, RESULT)
+    drain(callbacks, deliverer, lambda: callbacks.dead_count() == 2)
+    assert len(receiver.received) == 1 + 4  # first try + 3 retries
+    assert "gave up after 4 attempts" in callbacks.get(failing)["last_error"]  # type: ignore[index]
+
+    assert callbacks.replay(failing)
+    assert callbacks.replay_all() == 1
+    drain(
+        callbacks, deliverer, lambda: callbacks.dead_count() == 0 and callbacks.pending_count() == 0
+    )
+    assert callbacks.get(failing)["status"] == "delivered"  # type: ignore[index]
+    assert callbacks.get(gone)["status"] == "delivered"  # type: ignore[index]
+
+
+def test_redirects_are_not_followed(parts: tuple[Callbacks, Deliverer], receiver: Receiver) -> None:
+    callbacks, deliverer = parts
+    receiver.script = [(302, {"Location": "http://169.254.169.254/latest/meta-data"}, 0.0)]
+    delivery_id = callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT)
+    assert deliverer.deliver(callbacks.claim_due()[0]) == "retry"
+    assert "redirects are not followed" in callbacks.get(delivery_id)["last_error"]  # type: ignore[index]
+    assert len(receiver.received) == 1
+
+
+def test_private_targets_are_dead_lettered_unless_allowed(
+    parts: tuple[Callbacks, Deliverer], receiver: Receiver
+) -> None:
+    callbacks, deliverer = parts
+    deliverer.settings = Settings(callbacks_allow_private=False)
+    delivery_id = callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT)
+    assert deliverer.deliver(callbacks.claim_due()[0]) == "dead"
+    assert "internal address" in callbacks.get(delivery_id)["last_error"]  # type: ignore[index]
+    assert receiver.received == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x",
+        "http://10.1.2.3/x",
+        "http://172.16.0.1/x",
+        "http://192.168.1.1/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://0.0.0.0/x",
+        "http://[::1]/x",
+        "http://[fe80::1]/x",
+        "http://[fc00::1]/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "http://[::ffff:10.0.0.1]/x",
+        "http://localhost:8080/x",
+        "http://api.localhost/x",
+        "http://2130706433/x",
+        "ftp://example.com/x",
+        "https:///nohost",
+    ],
+)
+def test_ssrf_refusals(url: str) -> None:
+    with pytest.raises(UnsafeCallbackURL):
+        check_callback_url(url, allow_private=False)
+
+
+def test_dns_names_resolving_inside_are_refused() -> None:
+    name = socket.gethostname()
+    addresses = {i[4][0] for i in socket.getaddrinfo(name, 80)}
+    assert addresses  # the machine's own name resolves to one of its own addresses
+    with pytest.raises(UnsafeCallbackURL):
+        check_callback_url(f"http://{name}/hook", allow_private=False)
+
+
+def test_public_literal_is_allowed() -> None:
+    check_callback_url("https://8.8.8.8/hook", allow_private=False)
