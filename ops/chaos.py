@@ -44,6 +44,7 @@ from ops.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
 from ops.verify import audit
 from ops.webhook_receiver import Receiver, running_receiver
 from producers.client import InvoiceQueue
+from worker.callbacks import Callbacks, delivery_id_for
 from worker.models import argentina_today
 from worker.tenants import Tenants
 
@@ -310,7 +311,13 @@ def final_job_ids(run: Run) -> dict[str, str]:
 
 
 def callbacks_seen(run: Run, expected: dict[str, str]) -> tuple[int, int]:
-    """(delivered, verified): final-status events received, deduplicated by webhook-id."""
+    """(delivered, verified): final-status events received, deduplicated by job."""
+    delivered, verified = callbacks_received(run, expected)
+    return len(delivered), len(verified)
+
+
+def callbacks_received(run: Run, expected: dict[str, str]) -> tuple[set[str], set[str]]:
+    """The job ids whose final-status event was received, and those that verified."""
     delivered: set[str] = set()
     verified: set[str] = set()
     for got in list(run.receiver.received):
@@ -321,7 +328,25 @@ def callbacks_seen(run: Run, expected: dict[str, str]) -> tuple[int, int]:
             delivered.add(job_id)
             if got["verified"]:
                 verified.add(job_id)
-    return len(delivered), len(verified)
+    return delivered, verified
+
+
+def missing_callbacks(run: Run, expected: dict[str, str]) -> list[dict[str, Any]]:
+    """For each final job whose callback never arrived: where its event got stuck."""
+    delivered, _ = callbacks_received(run, expected)
+    callbacks = Callbacks(run.queue.store)
+    out: list[dict[str, Any]] = []
+    for job_id in sorted(set(expected) - delivered)[:10]:
+        entry = f"invoice.{expected[job_id]}|{job_id}"
+        record = callbacks.get(delivery_id_for(entry)) or {}
+        out.append(
+            {
+                "job_id": job_id,
+                "in_outbox": run.queue.store.r.zscore(callbacks.keys.outbox, entry) is not None,
+                "delivery": {k: record.get(k) for k in ("status", "attempts", "last_error")},
+            }
+        )
+    return out
 
 
 def report(run: Run, statuses: dict[str, int]) -> dict[str, Any]:
@@ -372,6 +397,7 @@ def report(run: Run, statuses: dict[str, int]) -> dict[str, Any]:
         "missing": result.missing[:10],
         "order": result.order_violations[:10],
         "gap": result.gap_violations[:10],
+        "callbacks_missing": missing_callbacks(run, finals),
     }
     return figures
 

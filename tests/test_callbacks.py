@@ -3,8 +3,10 @@ retried, stopped by 410, dead-lettered and replayed; SSRF refused."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,7 +15,14 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from ops.harness import unique_prefix
 from ops.webhook_receiver import Receiver, running_receiver
-from worker.callbacks import Callbacks, Deliverer, UnsafeCallbackURL, check_callback_url, sign
+from worker.callbacks import (
+    Callbacks,
+    Deliverer,
+    UnsafeCallbackURL,
+    check_callback_url,
+    publish_events,
+    sign,
+)
 from worker.keys import Keys
 from worker.lanes import LaneStore
 from worker.settings import Settings
@@ -57,6 +66,38 @@ def drain(callbacks: Callbacks, deliverer: Deliverer, until: Callable[[], bool])
 RESULT = {"job_id": "j1", "cuit": CUIT, "status": "issued", "cae": "75000000000001"}
 
 
+def test_an_outbox_entry_becomes_one_delivery_and_one_result_even_when_taken_again(
+    parts: tuple[Callbacks, Deliverer], receiver: Receiver
+) -> None:
+    callbacks, deliverer = parts
+    store, keys = callbacks.store, callbacks.keys
+    env = {"invoice": {}, "callback_url": receiver.url, "metadata": {"order": 7}}
+    store.r.hset(
+        keys.job("j1"),
+        mapping={"id": "j1", "cuit": CUIT, "ref": "o-7", "status": "issued", "cae": "7500",
+                 "env": zlib.compress(json.dumps(env).encode())},
+    )  # fmt: skip
+    entry = "invoice.issued|j1"
+    stored: list[tuple[str, dict[str, object]]] = []
+    store.r.zadd(keys.outbox, {entry: 0})
+    assert publish_events(store, callbacks, lambda i, r: stored.append((i, r))) == 1
+    # The delivery exists and the entry is gone, in one step (no half-made delivery).
+    assert store.r.zcard(keys.outbox) == 0
+    assert callbacks.pending_count() == 1
+    # A dispatcher that died after publishing but before settling: the entry comes back.
+    store.r.zadd(keys.outbox, {entry: 0})
+    assert publish_events(store, callbacks, lambda i, r: stored.append((i, r))) == 1
+    assert store.r.zcard(keys.outbox) == 0
+    assert callbacks.pending_count() == 1
+    assert [i for i, _ in stored] == ["j1", "j1"]  # the backend write is idempotent
+    drain(callbacks, deliverer, lambda: callbacks.pending_count() == 0)
+    assert len(receiver.received) == 1
+    got = receiver.received[0]
+    assert got["verified"]
+    assert got["body"]["type"] == "invoice.issued"
+    assert got["body"]["data"]["metadata"] == {"order": 7}
+
+
 def test_signed_delivery_verifies_with_the_reference_library(
     parts: tuple[Callbacks, Deliverer], receiver: Receiver
 ) -> None:
@@ -87,6 +128,20 @@ def test_tampered_body_or_old_timestamp_fails_verification(receiver: Receiver) -
     stale["webhook-signature"] = sign(receiver.secret, "msg_1", old, body)
     with pytest.raises(WebhookVerificationError):
         Webhook(receiver.secret).verify(body, stale)
+
+
+def test_a_late_retry_of_a_delivered_callback_is_dropped_not_sent(
+    parts: tuple[Callbacks, Deliverer], receiver: Receiver
+) -> None:
+    """Two copies of one delivery (claimed again after the visibility timeout): one
+    delivers, the other failed and scheduled a retry. The retry must not send again, nor
+    stay in the due set to be claimed every visibility period forever."""
+    callbacks, deliverer = parts
+    delivery_id = callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT)
+    assert deliverer.deliver(delivery_id) == "delivered"
+    callbacks.retry(delivery_id, 0, "ConnectionError reaching the receiver")  # the slow copy
+    assert drain(callbacks, deliverer, lambda: callbacks.pending_count() == 0) == ["settled"]
+    assert len(receiver.received) == 1
 
 
 def test_retried_after_500_and_after_a_timeout_with_a_stable_id(

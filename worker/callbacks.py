@@ -135,37 +135,21 @@ class Callbacks:
         data: dict[str, Any],
         *,
         delivery_id: str | None = None,
+        outbox_entry: str = "",
     ) -> str:
         """A delivery of `event` with `data` to `url`; returns its id (the webhook-id).
 
         With a `delivery_id` (derived from an outbox entry) a second call for the same
-        event creates nothing: publishing an event twice never delivers it twice.
+        event creates nothing: publishing an event twice never delivers it twice. The
+        delivery and the removal of its `outbox_entry` are one script.
         """
         delivery_id = delivery_id or f"msg_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
-        if not self.r.hsetnx(self.keys.callback(delivery_id), "id", delivery_id):
-            return delivery_id
         body = json.dumps(
             {"type": event, "timestamp": datetime.now(UTC).isoformat(), "data": data},
             separators=(",", ":"),
             default=str,
         )
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(
-            self.keys.callback(delivery_id),
-            mapping={
-                "id": delivery_id,
-                "event": event,
-                "cuit": cuit,
-                "url": url,
-                "body": body,
-                "attempts": 0,
-                "status": "pending",
-                "created": time.time(),
-            },
-        )
-        pipe.zadd(self.keys.callbacks_due, {delivery_id: 0})
-        pipe.hincrby(self.keys.stats, "callbacks:created", 1)
-        pipe.execute()
+        self.store.run_script("callback_new", delivery_id, event, cuit, url, body, outbox_entry)
         return delivery_id
 
     def claim_due(self, max_items: int = 200) -> list[str]:
@@ -251,30 +235,45 @@ def publish_events(store: LaneStore, callbacks: Callbacks, store_result: ResultS
     """
     done = 0
     for entry in callbacks.claim_events():
-        event, _, rest = entry.partition("|")
-        parts = rest.split("|")
-        job_id = parts[-1] if event == "batch.completed" else parts[0]
-        rec = store.job(job_id)
-        if rec is not None:
-            result = public_result(rec)
-            if event == "batch.completed":
-                data: dict[str, Any] = {
-                    **(store.batch_counts(parts[0]) or {"batch": parts[0]}),
-                    "cuit": result["cuit"],
-                }
-            else:
-                data = result
-                if event == "invoice.attention":
-                    data["reason"] = rec.get("attention") or ""
-                else:
-                    store_result(job_id, result)
-            url = result["callback_url"]
-            if url:
-                delivery_id = "msg_" + hashlib.sha256(entry.encode()).hexdigest()[:24]
-                callbacks.enqueue(event, result["cuit"], url, data, delivery_id=delivery_id)
-        callbacks.event_done(entry)
+        _publish_one(store, callbacks, store_result, entry)
         done += 1
     return done
+
+
+def _publish_one(
+    store: LaneStore, callbacks: Callbacks, store_result: ResultSink, entry: str
+) -> None:
+    event, _, rest = entry.partition("|")
+    parts = rest.split("|")
+    job_id = parts[-1] if event == "batch.completed" else parts[0]
+    rec = store.job(job_id)
+    if rec is None:  # expired long ago: nothing left to report
+        callbacks.event_done(entry)
+        return
+    result = public_result(rec)
+    if event == "batch.completed":
+        data: dict[str, Any] = {
+            **(store.batch_counts(parts[0]) or {"batch": parts[0]}),
+            "cuit": result["cuit"],
+        }
+    else:
+        data = result
+        if event == "invoice.attention":
+            data["reason"] = rec.get("attention") or ""
+        else:
+            store_result(job_id, result)
+    url = result["callback_url"]
+    if not url:
+        callbacks.event_done(entry)
+        return
+    callbacks.enqueue(
+        event, result["cuit"], url, data, delivery_id=delivery_id_for(entry), outbox_entry=entry
+    )
+
+
+def delivery_id_for(entry: str) -> str:
+    """The webhook-id of the delivery published from an outbox entry (stable, so idempotent)."""
+    return "msg_" + hashlib.sha256(entry.encode()).hexdigest()[:24]
 
 
 class Deliverer:
@@ -290,6 +289,8 @@ class Deliverer:
     def deliver(self, delivery_id: str) -> str:
         rec = self.callbacks.get(delivery_id)
         if rec is None or rec.get("status") != "pending":
+            # A copy claimed again while another attempt settled it: stop it coming back.
+            self.callbacks.r.zrem(self.callbacks.keys.callbacks_due, delivery_id)
             return "settled"
         tenant = self.tenants.tenant(rec["cuit"])
         if tenant is None or tenant.callback_secret is None:

@@ -31,6 +31,7 @@ SCRIPTS = (
     "due_claim",
     "begin",
     "seq",
+    "callback_new",
 )
 
 
