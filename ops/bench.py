@@ -80,6 +80,7 @@ from ops.bench_kit import (
     CpuMeter,
     JobMaker,
     check_ledger,
+    child_pids,
     command_counts,
     command_delta,
     job_times,
@@ -212,8 +213,10 @@ class Run:
 
     def pids(self) -> dict[str, list[int]]:
         info: dict[str, Any] = self.bench.client.info("server")
+        workers = [w.proc.pid for w in self.workers if w.proc is not None]
         return {
-            "workers": [w.proc.pid for w in self.workers if w.proc is not None],
+            "workers": workers,
+            "callback_workers": [c for pid in workers for c in child_pids(pid)],
             "sandbox": [self.sandbox.proc.pid] if self.sandbox.proc is not None else [],
             "redis": [int(info["process_id"])],
         }
@@ -676,8 +679,10 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run of ~1 min")
     p.add_argument("--only", action="append", choices=SCENARIOS, help="run only these")
-    p.add_argument("--workers", type=int, default=2, help="tfq worker processes")
-    p.add_argument("--threads", type=int, default=32, help="threads per worker process")
+    # As README's deployment: one worker process more than there are cores (a thread pool
+    # holds one core at most: the GIL), each with its callback worker.
+    p.add_argument("--workers", type=int, default=3, help="tfq worker processes")
+    p.add_argument("--threads", type=int, default=24, help="threads per worker process")
     p.add_argument(
         "--callbacks",
         choices=("local", "none", "as-is"),

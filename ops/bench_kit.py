@@ -290,6 +290,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def child_pids(pid: int) -> list[int]:
+    """The direct children of `pid` (a worker's callback worker), [] when it is gone."""
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(c) for t in tasks for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent busy since boot (`/proc/stat`: all but idle and iowait)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
