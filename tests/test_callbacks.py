@@ -8,6 +8,8 @@ import socket
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -246,6 +248,35 @@ def test_dns_names_resolving_inside_are_refused() -> None:
     assert addresses  # the machine's own name resolves to one of its own addresses
     with pytest.raises(UnsafeCallbackURL):
         check_callback_url(f"http://{name}/hook", allow_private=False)
+
+
+def test_dns_rebinding_is_caught_when_connecting(
+    parts: tuple[Callbacks, Deliverer],
+    receiver: Receiver,
+    tenants: Tenants,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The name first answers with a public address (the URL check passes), then with the
+    receiver's loopback address when the connection is made. No DNS server can be made to
+    do that here, so the resolver is replaced; the connection and the receiver are real."""
+    callbacks, _ = parts
+    target = urlsplit(receiver.url)
+    real_getaddrinfo = socket.getaddrinfo
+    answers = iter([[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 80))]])
+
+    def rebinding(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.rebind.example":
+            return next(answers, None) or real_getaddrinfo("127.0.0.1", *args, **kwargs)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    deliverer = Deliverer(callbacks, tenants, Settings(callbacks_allow_private=False))
+    url = f"http://hooks.rebind.example:{target.port}{target.path}"
+    delivery_id = callbacks.enqueue("invoice.issued", CUIT, url, RESULT)
+    assert deliverer.deliver(callbacks.claim_due()[0]) == "dead"
+    record = callbacks.get(delivery_id) or {}
+    assert record["last_error"] == "callback_url's host resolved to an internal address"
+    assert receiver.received == []
 
 
 def test_public_literal_is_allowed() -> None:

@@ -28,6 +28,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
 
 from worker.jobs import public_result
 from worker.keys import Keys
@@ -113,6 +117,55 @@ def check_callback_url(url: str, *, allow_private: bool, resolve: bool = True) -
     for info in infos:
         if _internal(ipaddress.ip_address(info[4][0])):
             raise UnsafeCallbackURL("callback_url's host resolves to an internal address")
+
+
+class InternalPeerError(NewConnectionError):
+    """The connection reached an internal address (DNS answered differently at connect time)."""
+
+
+def _public_peer(conn: HTTPConnection, sock: socket.socket) -> socket.socket:
+    """Check the address actually connected to, before a byte is sent: the URL check above
+    resolves the name once, and a DNS answer that changes in between (rebinding) would
+    otherwise carry the request inside."""
+    peer = ipaddress.ip_address(sock.getpeername()[0].split("%", 1)[0])
+    if _internal(peer):
+        sock.close()
+        raise InternalPeerError(conn, "the receiver's address is internal")
+    return sock
+
+
+class _PublicHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _public_peer(self, super()._new_conn())
+
+
+class _PublicHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _public_peer(self, super()._new_conn())
+
+
+class _PublicHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PublicHTTPConnection
+
+
+class _PublicHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PublicHTTPSConnection
+
+
+class PublicOnlyAdapter(HTTPAdapter):
+    """requests' adapter whose connections refuse internal peers."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _PublicHTTPPool,
+            "https": _PublicHTTPSPool,
+        }
+
+
+def _internal_peer(exc: requests.RequestException) -> bool:
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, InternalPeerError)
 
 
 # --- the deliveries -------------------------------------------------------------------------
@@ -285,6 +338,12 @@ class Deliverer:
         self.settings = settings
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "tfq-webhooks/1"
+        if not settings.callbacks_allow_private:
+            # Straight to the receiver, no proxy from the environment: the address checked
+            # at connect time must be the receiver's own.
+            self.session.trust_env = False
+            for scheme in ("http://", "https://"):
+                self.session.mount(scheme, PublicOnlyAdapter())
 
     def deliver(self, delivery_id: str) -> str:
         rec = self.callbacks.get(delivery_id)
@@ -328,6 +387,11 @@ class Deliverer:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
+            if _internal_peer(exc):
+                self.callbacks.dead_letter(
+                    delivery_id, "callback_url's host resolved to an internal address"
+                )
+                return "dead"
             error = f"{type(exc).__name__} reaching the receiver"
         else:
             if 200 <= response.status_code < 300:
