@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from ops.harness import unique_prefix
 from ops.webhook_receiver import Receiver, running_receiver
 from worker.callbacks import (
+    RETENTION_SECONDS,
     Callbacks,
     Deliverer,
     UnsafeCallbackURL,
@@ -144,6 +145,8 @@ def test_a_late_retry_of_a_delivered_callback_is_dropped_not_sent(
     callbacks.retry(delivery_id, 0, "ConnectionError reaching the receiver")  # the slow copy
     assert drain(callbacks, deliverer, lambda: callbacks.pending_count() == 0) == ["settled"]
     assert len(receiver.received) == 1
+    # A delivered record is kept as long as job records, not for ever.
+    assert 0 < callbacks.r.ttl(callbacks.keys.callback(delivery_id)) <= RETENTION_SECONDS
 
 
 def test_retried_after_500_and_after_a_timeout_with_a_stable_id(
@@ -186,6 +189,7 @@ def test_410_stops_and_exhaustion_dead_letters_then_replay(
     drain(callbacks, deliverer, lambda: callbacks.dead_count() == 2)
     assert len(receiver.received) == 1 + 4  # first try + 3 retries
     assert "gave up after 4 attempts" in callbacks.get(failing)["last_error"]  # type: ignore[index]
+    assert callbacks.r.ttl(callbacks.keys.callback(failing)) == -1  # waits for a human
 
     assert callbacks.replay(failing)
     assert callbacks.replay_all() == 1

@@ -43,6 +43,7 @@ log = logging.getLogger("tfq.callbacks")
 
 EVENTS = ("invoice.issued", "invoice.rejected", "invoice.attention", "batch.completed")
 VISIBILITY_SECONDS = 120.0  # default: a claimed delivery is taken again after this
+RETENTION_SECONDS = 90 * 86400  # default: a delivered one is kept this long, like its job
 MAX_RETRY_AFTER_SECONDS = 86400.0
 
 
@@ -174,11 +175,17 @@ def _internal_peer(exc: requests.RequestException) -> bool:
 class Callbacks:
     """Delivery records in Redis: create, claim, settle, dead-letter, replay."""
 
-    def __init__(self, store: LaneStore, visibility_seconds: float = VISIBILITY_SECONDS):
+    def __init__(
+        self,
+        store: LaneStore,
+        visibility_seconds: float = VISIBILITY_SECONDS,
+        retention_seconds: int = RETENTION_SECONDS,
+    ):
         self.store = store
         self.r = store.r
         self.keys: Keys = store.keys
         self.visibility_seconds = visibility_seconds
+        self.retention_seconds = retention_seconds
 
     def enqueue(
         self,
@@ -237,6 +244,8 @@ class Callbacks:
         )
         pipe.zrem(self.keys.callbacks_due, delivery_id)
         pipe.hincrby(self.keys.stats, "callbacks:delivered", 1)
+        # Delivered: kept as long as job records, then gone (dead letters wait for a human).
+        pipe.expire(self.keys.callback(delivery_id), self.retention_seconds)
         pipe.execute()
 
     def retry(self, delivery_id: str, at: float, error: str) -> None:

@@ -48,7 +48,11 @@ class Runtime:
 
     @cached_property
     def callbacks(self) -> Callbacks:
-        return Callbacks(self.store, self.settings.callback_visibility_seconds)
+        return Callbacks(
+            self.store,
+            self.settings.callback_visibility_seconds,
+            self.settings.result_retention_days * 86400,
+        )
 
     def deliverer(self) -> Deliverer:
         return Deliverer(self.callbacks, self.tenants, self.settings)
