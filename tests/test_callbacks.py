@@ -254,7 +254,9 @@ def test_dns_names_resolving_inside_are_refused() -> None:
         check_callback_url(f"http://{name}/hook", allow_private=False)
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])  # checked before any TLS handshake
 def test_dns_rebinding_is_caught_when_connecting(
+    scheme: str,
     parts: tuple[Callbacks, Deliverer],
     receiver: Receiver,
     tenants: Tenants,
@@ -275,7 +277,7 @@ def test_dns_rebinding_is_caught_when_connecting(
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
     deliverer = Deliverer(callbacks, tenants, Settings(callbacks_allow_private=False))
-    url = f"http://hooks.rebind.example:{target.port}{target.path}"
+    url = f"{scheme}://hooks.rebind.example:{target.port}{target.path}"
     delivery_id = callbacks.enqueue("invoice.issued", CUIT, url, RESULT)
     assert deliverer.deliver(callbacks.claim_due()[0]) == "dead"
     record = callbacks.get(delivery_id) or {}
