@@ -1,6 +1,6 @@
 """Benchmark the queue end to end: Redis, real `tfq worker` processes, the sandbox over HTTP.
 
-    python -m ops.bench [--quick] [--only NAME ...] [--workers 2] [--threads 32]
+    python -m ops.bench [--quick] [--only NAME ...] [--workers 3] [--threads 24]
                         [--callbacks local|none|as-is] [--keep-logs]
 
 Every scenario runs under its own key prefix (`ops.harness.unique_prefix`) with its own
