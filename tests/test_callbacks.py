@@ -137,13 +137,19 @@ def test_a_late_retry_of_a_delivered_callback_is_dropped_not_sent(
     parts: tuple[Callbacks, Deliverer], receiver: Receiver
 ) -> None:
     """Two copies of one delivery (claimed again after the visibility timeout): one
-    delivers, the other failed and scheduled a retry. The retry must not send again, nor
-    stay in the due set to be claimed every visibility period forever."""
+    delivers, the other failed and schedules a retry, or gives up. The retry must not send
+    again, nor stay in the due set to be claimed every visibility period forever; giving up
+    must not turn a delivered callback into a dead letter."""
     callbacks, deliverer = parts
     delivery_id = callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT)
     assert deliverer.deliver(delivery_id) == "delivered"
-    callbacks.retry(delivery_id, 0, "ConnectionError reaching the receiver")  # the slow copy
-    assert drain(callbacks, deliverer, lambda: callbacks.pending_count() == 0) == ["settled"]
+    # The slow copy's late retry and late give-up change nothing.
+    assert not callbacks.retry(delivery_id, 0, "ConnectionError reaching the receiver")
+    assert not callbacks.dead_letter(delivery_id, "gave up after 8 attempts: HTTP 500")
+    assert callbacks.pending_count() == 0
+    assert callbacks.dead_count() == 0
+    assert drain(callbacks, deliverer, lambda: callbacks.pending_count() == 0) == []
+    assert callbacks.get(delivery_id)["status"] == "delivered"  # type: ignore[index]
     assert len(receiver.received) == 1
     # A delivered record is kept as long as job records, not for ever.
     assert 0 < callbacks.r.ttl(callbacks.keys.callback(delivery_id)) <= RETENTION_SECONDS

@@ -236,32 +236,25 @@ class Callbacks:
         raw = self.r.hgetall(self.keys.callback(delivery_id))
         return {text(k): text(v) for k, v in raw.items()} if raw else None
 
-    def delivered(self, delivery_id: str, status_code: int) -> None:
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(
-            self.keys.callback(delivery_id),
-            mapping={"status": "delivered", "http_status": status_code, "delivered": time.time()},
-        )
-        pipe.zrem(self.keys.callbacks_due, delivery_id)
-        pipe.hincrby(self.keys.stats, "callbacks:delivered", 1)
-        # Delivered: kept as long as job records, then gone (dead letters wait for a human).
-        pipe.expire(self.keys.callback(delivery_id), self.retention_seconds)
-        pipe.execute()
+    # Settling is conditional on the delivery still being pending (see callback_settle.lua):
+    # each returns whether it applied.
 
-    def retry(self, delivery_id: str, at: float, error: str) -> None:
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.keys.callback(delivery_id), mapping={"last_error": error, "next_at": at})
-        pipe.zadd(self.keys.callbacks_due, {delivery_id: at})
-        pipe.execute()
+    def delivered(self, delivery_id: str, status_code: int) -> bool:
+        return self._settle(delivery_id, "delivered", status_code, self.retention_seconds)
 
-    def dead_letter(self, delivery_id: str, reason: str) -> None:
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.keys.callback(delivery_id), mapping={"status": "dead", "last_error": reason})
-        pipe.zrem(self.keys.callbacks_due, delivery_id)
-        pipe.zadd(self.keys.callbacks_dead, {delivery_id: time.time()})
-        pipe.hincrby(self.keys.stats, "callbacks:dead", 1)
-        pipe.execute()
-        log.warning("callback dead-lettered", extra={"delivery_id": delivery_id, "reason": reason})
+    def retry(self, delivery_id: str, at: float, error: str) -> bool:
+        return self._settle(delivery_id, "retry", error, at)
+
+    def dead_letter(self, delivery_id: str, reason: str) -> bool:
+        settled = self._settle(delivery_id, "dead", reason, 0)
+        if settled:
+            log.warning(
+                "callback dead-lettered", extra={"delivery_id": delivery_id, "reason": reason}
+            )
+        return settled
+
+    def _settle(self, delivery_id: str, outcome: str, detail: object, number: float) -> bool:
+        return bool(self.store.run_script("callback_settle", delivery_id, outcome, detail, number))
 
     def dead(self, limit: int = 100) -> list[dict[str, str]]:
         ids = [text(x) for x in self.r.zrevrange(self.keys.callbacks_dead, 0, limit - 1)]
@@ -357,20 +350,14 @@ class Deliverer:
     def deliver(self, delivery_id: str) -> str:
         rec = self.callbacks.get(delivery_id)
         if rec is None or rec.get("status") != "pending":
-            # A copy claimed again while another attempt settled it: stop it coming back.
-            self.callbacks.r.zrem(self.callbacks.keys.callbacks_due, delivery_id)
             return "settled"
         tenant = self.tenants.tenant(rec["cuit"])
         if tenant is None or tenant.callback_secret is None:
-            self.callbacks.dead_letter(
-                delivery_id, "the tenant has no callback_secret to sign with"
-            )
-            return "dead"
+            return self._dead(delivery_id, "the tenant has no callback_secret to sign with")
         try:
             check_callback_url(rec["url"], allow_private=self.settings.callbacks_allow_private)
         except UnsafeCallbackURL as exc:
-            self.callbacks.dead_letter(delivery_id, str(exc))
-            return "dead"
+            return self._dead(delivery_id, str(exc))
         body = rec["body"].encode()
         timestamp = int(time.time())
         headers = {
@@ -397,31 +384,32 @@ class Deliverer:
             )
         except requests.RequestException as exc:
             if _internal_peer(exc):
-                self.callbacks.dead_letter(
+                return self._dead(
                     delivery_id, "callback_url's host resolved to an internal address"
                 )
-                return "dead"
             error = f"{type(exc).__name__} reaching the receiver"
         else:
             if 200 <= response.status_code < 300:
                 self.callbacks.delivered(delivery_id, response.status_code)
                 return "delivered"
             if response.status_code == 410:
-                self.callbacks.dead_letter(delivery_id, "410 Gone: the receiver asked us to stop")
-                return "dead"
+                return self._dead(delivery_id, "410 Gone: the receiver asked us to stop")
             error = f"HTTP {response.status_code}"
             if 300 <= response.status_code < 400:
                 error += ": redirects are not followed"
             retry_after = _retry_after(response.headers.get("Retry-After"))
         schedule = self.settings.callback_retry_seconds
         if attempts > len(schedule):
-            self.callbacks.dead_letter(delivery_id, f"gave up after {attempts} attempts: {error}")
-            return "dead"
+            return self._dead(delivery_id, f"gave up after {attempts} attempts: {error}")
         delay = schedule[attempts - 1] * self.settings.callback_retry_scale
         if retry_after is not None:
             delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
-        self.callbacks.retry(delivery_id, time.time() + delay, error)
+        if not self.callbacks.retry(delivery_id, time.time() + delay, error):
+            return "settled"  # a faster copy settled it meanwhile
         return "retry"
+
+    def _dead(self, delivery_id: str, reason: str) -> str:
+        return "dead" if self.callbacks.dead_letter(delivery_id, reason) else "settled"
 
 
 def _retry_after(value: str | None) -> float | None:

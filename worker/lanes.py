@@ -32,6 +32,7 @@ SCRIPTS = (
     "begin",
     "seq",
     "callback_new",
+    "callback_settle",
 )
 
 
