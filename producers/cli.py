@@ -245,13 +245,12 @@ def _queue() -> InvoiceQueue:
 
 
 def _check_cuit(value: str | None) -> str | None:
-    from worker.cuit import cuit_problem
+    from worker.cuit import valid_cuit
 
-    if value is not None:
-        problem = cuit_problem(value)
-        if problem:
-            raise typer.BadParameter(problem)
-    return value
+    try:
+        return None if value is None else valid_cuit(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 CuitArgument = Annotated[

@@ -33,5 +33,14 @@ def cuit_problem(value: str) -> str | None:
     return None
 
 
+def valid_cuit(value: str) -> str:
+    """`value` when it is a valid CUIT/CUIL; ValueError with the reason otherwise (for
+    pydantic validators and command-line options)."""
+    problem = cuit_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def is_valid_cuit(value: str) -> bool:
     return cuit_problem(value) is None

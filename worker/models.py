@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Annotated, Any, Literal
 
@@ -26,11 +26,12 @@ from pydantic import (
     model_validator,
 )
 
-from worker.cuit import cuit_problem
+from worker.cuit import cuit_problem, valid_cuit
 from worker.errors import FieldError, InvalidJob, field_errors, unencodable_path
 from worker.settings import CF_IDENTIFICATION_THRESHOLD_ARS
 from worker.tables import (
     ALICUOTAS,
+    ARGENTINA_TZ,
     CONDICION_PAGO_OTRA,
     CONDICIONES_IVA,
     CONDICIONES_PAGO,
@@ -43,7 +44,6 @@ from worker.tables import (
     TipoInfo,
 )
 
-ARGENTINA_TZ = timezone(timedelta(hours=-3))  # no DST since 2009
 CENT = Decimal("0.01")
 TOTAL_TOLERANCE = Decimal("0.01")
 MAX_ITEMS = 130
@@ -294,10 +294,7 @@ class ComprobanteAsociado(ApiModel):
     @field_validator("cuit")
     @classmethod
     def _cuit(cls, v: str) -> str:
-        problem = cuit_problem(v)
-        if problem:
-            raise ValueError(problem)
-        return v
+        return valid_cuit(v)
 
 
 class PeriodoAsociado(ApiModel):
@@ -457,11 +454,7 @@ class JobEnvelope(BaseModel):
     @classmethod
     def _cuit(cls, v: Any) -> Any:
         v = str(v) if isinstance(v, int) else v
-        if isinstance(v, str):
-            problem = cuit_problem(v)
-            if problem:
-                raise ValueError(problem)
-        return v
+        return valid_cuit(v) if isinstance(v, str) else v
 
     @field_validator("metadata")
     @classmethod

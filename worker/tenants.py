@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from worker.cuit import cuit_problem
+from worker.cuit import valid_cuit
 from worker.errors import FieldError, field_errors
 
 
@@ -32,6 +32,12 @@ class UnknownPdv(LookupError):
 def _coerce_secret(value: Any) -> Any:
     # The API's apikey is numeric; TOML files carry it as a string or an integer.
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _no_repeats(values: list[Any], name: str) -> None:
+    dupes = sorted({v for v in values if values.count(v) > 1})
+    if dupes:
+        raise ValueError(f"{name} listed twice: {dupes}")
 
 
 class Pdv(BaseModel):
@@ -92,18 +98,12 @@ class Tenant(BaseModel):
     @field_validator("cuit")
     @classmethod
     def _cuit(cls, v: str) -> str:
-        problem = cuit_problem(v)
-        if problem:
-            raise ValueError(problem)
-        return v
+        return valid_cuit(v)
 
     @field_validator("pdv")
     @classmethod
     def _unique_pdv(cls, v: list[Pdv]) -> list[Pdv]:
-        seen = [p.punto_venta for p in v]
-        dupes = sorted({p for p in seen if seen.count(p) > 1})
-        if dupes:
-            raise ValueError(f"punto_venta listed twice: {dupes}")
+        _no_repeats([p.punto_venta for p in v], "punto_venta")
         return v
 
 
@@ -116,10 +116,7 @@ class TenantsFile(BaseModel):
     @field_validator("tenant")
     @classmethod
     def _unique_cuit(cls, v: list[Tenant]) -> list[Tenant]:
-        seen = [t.cuit for t in v]
-        dupes = sorted({c for c in seen if seen.count(c) > 1})
-        if dupes:
-            raise ValueError(f"cuit listed twice: {dupes}")
+        _no_repeats([t.cuit for t in v], "cuit")
         return v
 
 
