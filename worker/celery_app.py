@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from celery import Celery, states
 
@@ -20,6 +21,7 @@ from worker.settings import get_settings
 from worker.submit import Sender
 
 log = logging.getLogger("tfq.celery")
+T = TypeVar("T")
 
 settings = get_settings()
 runtime = Runtime(settings)
@@ -47,7 +49,7 @@ app.conf.update(
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
-    result_expires=settings.result_retention_days * 86400,
+    result_expires=settings.result_retention_seconds,
     worker_send_task_events=settings.task_events,
     task_send_sent_event=settings.task_events,
     worker_hijack_root_logger=False,
@@ -69,20 +71,21 @@ def publish_events() -> int:
     return _publish_events(runtime.store, runtime.callbacks, store_result)
 
 
-def get_sender() -> Sender:
+def _part(name: str, build: Callable[[], T]) -> T:
+    """Built once per process, whichever thread asks first."""
     with _parts_lock:
-        if "sender" not in _parts:
-            _parts["sender"] = runtime.sender()
-        sender: Sender = _parts["sender"]
-        return sender
+        if name not in _parts:
+            _parts[name] = build()
+        part: T = _parts[name]
+        return part
+
+
+def get_sender() -> Sender:
+    return _part("sender", runtime.sender)
 
 
 def get_deliverer() -> Deliverer:
-    with _parts_lock:
-        if "deliverer" not in _parts:
-            _parts["deliverer"] = runtime.deliverer()
-        deliverer: Deliverer = _parts["deliverer"]
-        return deliverer
+    return _part("deliverer", runtime.deliverer)
 
 
 @app.task(name="tfq.send", ignore_result=True)  # type: ignore[untyped-decorator]

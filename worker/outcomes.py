@@ -16,13 +16,13 @@ The API's texts are matched here and nowhere else.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from worker.replies import clean_str, error_codes, messages
+from worker.tables import ARGENTINA_TZ
 
-ARGENTINA_TZ = timezone(timedelta(hours=-3))
 AFIP_DOWN_WINDOW = timedelta(minutes=12)  # TusFacturas blocks invoicing in 12-minute windows
 DEFAULT_CUIT_BLOCK = timedelta(
     minutes=5

@@ -51,7 +51,7 @@ class Runtime:
         return Callbacks(
             self.store,
             self.settings.callback_visibility_seconds,
-            self.settings.result_retention_days * 86400,
+            self.settings.result_retention_seconds,
         )
 
     def deliverer(self) -> Deliverer:

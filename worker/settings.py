@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     intake_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     intake_max_batch: int = Field(10_000, ge=1)
 
+    @property
+    def result_retention_seconds(self) -> int:
+        """How long finished job records, their results and delivered callbacks are kept."""
+        return self.result_retention_days * 86400
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -152,7 +152,7 @@ class Sender:
         self.client = client
         self.tenants = tenants
         self.settings = settings
-        self.retention_seconds = settings.result_retention_days * 86400
+        self.retention_seconds = settings.result_retention_seconds
         self.min_interval = 1.0 / settings.api_max_rps
         self.keeper = LeaseKeeper(store, lease_seconds)
 

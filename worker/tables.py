@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta, timezone
 from decimal import Decimal
+
+# AFIP's clock: every date the API shows and every date rule ("N") is Argentina time.
+ARGENTINA_TZ = timezone(timedelta(hours=-3))  # no DST since 2009
 
 
 @dataclass(frozen=True, slots=True)
