@@ -359,12 +359,22 @@ def test_numeracion_never_guesses(
     canned: tuple[str, dict[str, tuple[int, str, str]]], real_pdv: Pdv
 ) -> None:
     url, replies = canned
-    # AFIP's pitfall: an error answer that still carries a number (afip_rules.md §2).
+    # The newest page's reading: the last number issued, 0 when there is none. The caller
+    # finds out with free queries which number that means (tests/test_dialects.py).
     replies["facturacion/numeracion"] = (
         200,
         JSON,
         '{"error": "N", "errores": [""], "comprobante": {"numero": 0}}',
     )
+    assert TusFacturasClient(url).numeracion(real_pdv, "FACTURA A") == 0
+    replies["facturacion/numeracion"] = (
+        200,
+        JSON,
+        '{"error": "N", "errores": [""], "comprobante": {"numero": -1}}',
+    )
+    with pytest.raises(TransientError):
+        TusFacturasClient(url).numeracion(real_pdv, "FACTURA A")
+    replies["facturacion/numeracion"] = (200, JSON, '{"error": "N", "errores": [""]}')
     with pytest.raises(TransientError):
         TusFacturasClient(url).numeracion(real_pdv, "FACTURA A")
     replies["facturacion/numeracion"] = (200, HTML, "<html>oops</html>")

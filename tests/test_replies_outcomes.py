@@ -91,7 +91,9 @@ def err(*texts: str, **extra: Any) -> dict[str, Any]:
             True,
             ServiceDownError,
         ),
-        (err("No se puede establecer la comunicación con ARCA"), True, ServiceDownError),
+        # The catalogue lists it under an expired or misconfigured certificate: this
+        # tenant's configuration, not a global outage.
+        (err("No se puede establecer la comunicación con ARCA"), True, TenantBlockedError),
         (
             err(
                 "AFIP Factura electronica, informa el siguiente error: Cod. Error: "

@@ -30,6 +30,7 @@ from worker.outcomes import (
     TransientError,
     TusFacturasError,
     classify_error_body,
+    says_not_found,
 )
 from worker.replies import (
     IssuedInvoice,
@@ -37,6 +38,7 @@ from worker.replies import (
     issued_from_consulta,
     issued_from_reply,
     messages,
+    parse_comprobante_nro,
     parse_int,
 )
 from worker.settings import Settings
@@ -52,9 +54,9 @@ CONSULTA_AVANZADA = "facturacion/consulta_avanzada"
 ALERTAS = "estado_servicios/alertas"
 INVOICING_ENDPOINTS = frozenset({NUEVO, LOTES})
 
-_NOT_FOUND = re.compile(
-    r"no (existe|se encontr|hay comprobantes)|inexistente|No existen datos|not found", re.I
-)
+# consulta_avanzada statuses of invoices that are not (yet) issued: queued ones, and
+# queued ones that failed (referencia page; `nuevo_encola` and `lotes_encola`).
+_NOT_ISSUED_STATUS = re.compile(r"\bCOLA\b|CON ERROR|PROCESAR", re.I)
 
 
 @dataclass(frozen=True)
@@ -155,19 +157,28 @@ class TusFacturasClient:
         return self._issued(body, pdv)
 
     def lotes(self, pdv: Pdv, invoices: list[dict[str, Any]]) -> BatchResult:
-        """Issue up to 20 invoices of one tipo, in order (`facturacion/lotes`)."""
+        """Issue up to 20 invoices of one tipo, in order (`facturacion/lotes`).
+
+        Each item's reply is checked against what was sent: its number and its
+        external_reference. A reply that names another invoice is ambiguous (reconciled),
+        never recorded as issued for the wrong job.
+        """
         requests_ = [{**pdv.credentials(), **inv} for inv in invoices]
         body = self._call(LOTES, pdv, {"requests": requests_}, raise_on_error=False)
-        results = body.get("response")
-        if not isinstance(results, list):
+        results = lotes_items(body)
+        if results is None:
             if clean_str(body.get("error")).upper() == "S":
                 raise self._scrub(classify_error_body(body, invoicing=True), pdv)
             raise AmbiguousError("lotes reply without a per-invoice response list")
         items: list[IssuedInvoice | TusFacturasError] = []
-        for i in range(len(invoices)):
+        for i, sent in enumerate(invoices):
             item = results[i] if i < len(results) else None
             if not isinstance(item, dict):
                 items.append(AmbiguousError(f"no readable result for batch item {i}"))
+                continue
+            mismatch = _item_mismatch(item, sent)
+            if mismatch:
+                items.append(AmbiguousError(f"batch item {i}: {mismatch}"))
             elif clean_str(item.get("error")).upper() == "N":
                 try:
                     items.append(self._issued(item, pdv))
@@ -187,20 +198,66 @@ class TusFacturasClient:
     # --- queries (free of quota) ------------------------------------------------------
 
     def numeracion(self, pdv: Pdv, tipo: str) -> int:
-        """The next number to issue for this PDV and tipo. Never guesses on a bad reply."""
+        """What `facturacion/numeracion` answers for this PDV and tipo: a number >= 0.
+
+        The pages disagree on its meaning: the next number to issue (older pages, the
+        SDK) or the last one issued (the newest page, which also bills it). The caller
+        finds out which with free queries; 0 can only mean "nothing issued yet". Never
+        guesses on a bad reply.
+        """
         body = self._call(
             NUMERACION,
             pdv,
             {"comprobante": {"tipo": tipo, "operacion": "V", "punto_venta": pdv.punto_venta}},
+            raise_on_error=False,
         )
+        if clean_str(body.get("error")).upper() == "S":
+            if says_not_found(messages(body.get("errores"))):
+                return 0  # nothing of this tipo issued at this PDV yet
+            raise self._scrub(classify_error_body(body, invoicing=False), pdv)
         comp = body.get("comprobante")
         numero = parse_int(comp.get("numero")) if isinstance(comp, dict) else None
-        if numero is None or numero < 1:
-            raise TransientError("numeracion reply without a usable next number")
+        if numero is None or numero < 0:
+            raise TransientError("numeracion reply without a usable number")
         return numero
 
+    def lookup(self, pdv: Pdv, tipo: str, numero: int) -> IssuedInvoice | None:
+        """The issued invoice with this tipo and number at this PDV, or None.
+
+        Decided from the reply's structure: `consulta_avanzada` by number range answers a
+        list of `comprobantes` with their `total` count, so "none" needs no wording. An
+        error reply is "none" only when its every text says not found; anything else
+        raises (transient on a query: it never rejects a job).
+        """
+        found = self.consulta_avanzada(
+            pdv,
+            "TN",
+            {
+                "tipo": tipo,
+                "punto_venta": pdv.punto_venta,
+                "numero_desde": numero,
+                "numero_hasta": numero,
+            },
+            limite=10,
+        )
+        for row in found:
+            record = issued_from_consulta(row, test_mode=pdv.test)
+            comp = row.get("comprobante") if isinstance(row.get("comprobante"), dict) else row
+            status = clean_str(comp.get("status")) if isinstance(comp, dict) else ""
+            if (
+                record.numero == numero
+                and (record.tipo in (None, tipo))
+                and not _NOT_ISSUED_STATUS.search(status)
+            ):
+                return record
+        return None
+
     def consulta(self, pdv: Pdv, tipo: str, numero: int) -> IssuedInvoice | None:
-        """The invoice with this tipo and number at this PDV, or None when there is none."""
+        """`facturacion/consulta`: the invoice with this tipo and number, or None.
+
+        The docs show no not-found reply for it, so None needs an error whose every text
+        says so; `lookup` is the one reconciliation relies on.
+        """
         payload = {
             "comprobante": {
                 "tipo": tipo,
@@ -211,17 +268,13 @@ class TusFacturasClient:
         }
         body = self._call(CONSULTA, pdv, payload, raise_on_error=False)
         if clean_str(body.get("error")).upper() == "S":
-            if _NOT_FOUND.search(" ".join(messages(body.get("errores")))):
+            if says_not_found(messages(body.get("errores"))):
                 return None
             raise self._scrub(classify_error_body(body, invoicing=False), pdv)
         comp = body.get("comprobante")
         if not isinstance(comp, dict) or parse_int(comp.get("numero")) is None:
             raise TransientError("consulta reply without a comprobante")
-        record = issued_from_consulta(body, test_mode=pdv.test)
-        obs = clean_str(comp.get("afip_observaciones"))
-        if obs and not record.observaciones:
-            record = IssuedInvoice(**{**record.__dict__, "observaciones": obs})
-        return record
+        return issued_from_consulta(body, test_mode=pdv.test)
 
     def consulta_avanzada(
         self,
@@ -241,11 +294,15 @@ class TusFacturasClient:
         }
         body = self._call(CONSULTA_AVANZADA, pdv, payload, raise_on_error=False)
         if clean_str(body.get("error")).upper() == "S":
-            if _NOT_FOUND.search(" ".join(messages(body.get("errores")))):
+            if says_not_found(messages(body.get("errores"))):
                 return []
             raise self._scrub(classify_error_body(body, invoicing=False), pdv)
         found = body.get("comprobantes")
-        return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
+        if isinstance(found, list):
+            return [c for c in found if isinstance(c, dict)]
+        if found is None and parse_int(body.get("total")) == 0:
+            return []
+        raise TransientError("consulta_avanzada reply without a list of comprobantes")
 
     def estado_servicios(self, pdv: Pdv) -> ServiceStatus:
         """AFIP/ARCA and platform health (`estado_servicios/alertas`)."""
@@ -378,6 +435,40 @@ class TusFacturasClient:
         exc.codes = [clean(c) for c in exc.codes]
         exc.args = (exc.detail,)
         return exc
+
+
+def lotes_items(body: dict[str, Any]) -> list[Any] | None:
+    """The per-invoice results of a `lotes` reply, in both documented shapes.
+
+    Flat (`response: [item, ...]`, older pages and every error example) or nested one
+    level deeper (`response: [{error, errores, response: [item, ...]}]`, the newest
+    page's success example). None when there is no list at all.
+    """
+    results = body.get("response")
+    if not isinstance(results, list):
+        return None
+    if (
+        len(results) == 1
+        and isinstance(results[0], dict)
+        and isinstance(results[0].get("response"), list)
+        and not any(k in results[0] for k in ("cae", "comprobante_nro", "comprobante_tipo"))
+    ):
+        return list(results[0]["response"])
+    return results
+
+
+def _item_mismatch(item: dict[str, Any], sent: dict[str, Any]) -> str:
+    """Why a `lotes` item's reply is not about the invoice sent in its place, or ""."""
+    comp = sent.get("comprobante") or {}
+    pv, numero = parse_comprobante_nro(item.get("comprobante_nro"), item.get("rta"))
+    if numero is not None and numero != comp.get("numero"):
+        return f"the reply names number {numero}, not {comp.get('numero')}"
+    if pv is not None and pv != comp.get("punto_venta"):
+        return f"the reply names punto de venta {pv}, not {comp.get('punto_venta')}"
+    ref = clean_str(item.get("external_reference"))
+    if ref and comp.get("external_reference") and ref != comp["external_reference"]:
+        return "the reply names another external_reference"
+    return ""
 
 
 def _json_object(response: requests.Response) -> dict[str, Any] | None:

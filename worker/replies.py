@@ -115,11 +115,15 @@ class IssuedInvoice:
     fecha: date | None = None
     total: Decimal | None = None
     documento_nro: str | None = None
+    vencimiento_pago: date | None = None
+    # The micrositio links ("cliente", "descarga"): unlike the PDF link, they do not change
+    # (referencia-api-afip-arca.md), when the account has micrositios enabled.
+    micrositios: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("cae_vencimiento", "fecha"):
+        for key in ("cae_vencimiento", "fecha", "vencimiento_pago"):
             out[key] = out[key].isoformat() if out[key] else None
         out["total"] = str(self.total) if self.total is not None else None
         return out
@@ -142,6 +146,8 @@ def issued_from_reply(body: dict[str, Any], *, test_mode: bool = False) -> Issue
         external_reference=clean_str(body.get("external_reference")),
         requiere_fec={"SI": True, "NO": False}.get(fec),
         test_mode=test_mode,
+        vencimiento_pago=parse_api_date(body.get("vencimiento_pago")),
+        micrositios=_links(body.get("micrositios")),
     )
 
 
@@ -160,15 +166,31 @@ def issued_from_consulta(body: dict[str, Any], *, test_mode: bool = False) -> Is
         pdf_url=clean_str(comp.get("comprobante_pdf_url")),
         ticket_url=clean_str(comp.get("comprobante_ticket_url")),
         afip_qr=clean_str(comp.get("afip_qr")),
-        observaciones=_observaciones(comp.get("observaciones")),
+        observaciones=_observaciones(comp.get("observaciones"))
+        or clean_str(comp.get("afip_observaciones")),
         external_reference=clean_str(comp.get("external_reference")),
         requiere_fec=None,
         test_mode=test_mode,
         fecha=parse_api_date(comp.get("fecha")),
         total=parse_decimal(comp.get("total")),
         documento_nro=clean_str(cliente.get("documento_nro")) or None,
+        vencimiento_pago=parse_api_date(comp.get("vencimiento_pago")),
+        micrositios=_links(comp.get("micrositios")),
         extra={"status": clean_str(comp.get("status"))},
     )
+
+
+def _links(value: Any) -> dict[str, str]:
+    """Non-empty http(s) links of a `micrositios` block ("url-del-micrositio" in the docs'
+    examples is a placeholder, not a link)."""
+    if not isinstance(value, dict):
+        return {}
+    out = {}
+    for key, link in value.items():
+        text = clean_str(link)
+        if text.startswith(("https://", "http://")):
+            out[str(key)] = text
+    return out
 
 
 def _observaciones(value: Any) -> str:
