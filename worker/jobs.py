@@ -35,7 +35,8 @@ def pack_envelope(env: JobEnvelope) -> bytes:
     invoice = env.invoice.model_dump_json(exclude_none=True)
     url = json.dumps(str(env.callback_url) if env.callback_url else None)
     meta = json.dumps(env.metadata, separators=(",", ":"), default=str)
-    doc = f'{{"invoice":{invoice},"callback_url":{url},"metadata":{meta}}}'
+    unchecked = json.dumps(env.unchecked_fields, separators=(",", ":"))
+    doc = f'{{"invoice":{invoice},"callback_url":{url},"metadata":{meta},"unchecked":{unchecked}}}'
     return zlib.compress(doc.encode(), 1)
 
 
@@ -94,6 +95,11 @@ class Job:
     def envelope(self) -> dict[str, Any]:
         return unpack_envelope(self.record["env"])
 
+    @property
+    def requested_numero(self) -> int:
+        """The number the job asked to be issued as; 0: the next one."""
+        return int(self.envelope["invoice"]["comprobante"].get("numero") or 0)
+
     def payload(self, numero: int) -> dict[str, Any]:
         """The invoice body to send, numbered."""
         body: dict[str, Any] = self.envelope["invoice"]
@@ -117,7 +123,12 @@ def public_result(rec: dict[str, Any]) -> dict[str, Any]:
         "punto_venta": _int(rec.get("pv")),
         "numero": _int(rec.get("numero")) if rec.get("status") == "issued" else None,
         "pdf_url": rec.get("pdf_url") or None,
+        "ticket_url": rec.get("ticket_url") or None,
         "afip_qr": rec.get("afip_qr") or None,
+        "vencimiento_pago": rec.get("vencimiento_pago") or None,
+        "requiere_fec": {"S": True, "N": False}.get(rec.get("requiere_fec") or ""),
+        # The permanent micrositio links, when the account has micrositios.
+        "micrositios": json.loads(rec["micrositios"]) if rec.get("micrositios") else {},
         "observaciones": rec.get("observaciones") or None,
         "errors": json.loads(rec["errors"]) if rec.get("errors") else [],
         # The last failed call's class and the API's messages (an unknown job's story).
@@ -133,4 +144,6 @@ def public_result(rec: dict[str, Any]) -> dict[str, Any]:
         "next_job_id": rec.get("next") or None,
         "callback_url": env.get("callback_url"),
         "metadata": env.get("metadata") or {},
+        # Invoice fields tfq passed to the API without checking them.
+        "unchecked_fields": env.get("unchecked") or [],
     }

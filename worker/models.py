@@ -7,11 +7,12 @@ identification), and refuses with every field path and reason at once per stage.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -21,13 +22,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from worker.cuit import cuit_problem, valid_cuit
-from worker.errors import FieldError, InvalidJob, field_errors, unencodable_path
+from worker.errors import FieldError, InvalidJob, field_errors, format_loc, unencodable_path
 from worker.settings import CF_IDENTIFICATION_THRESHOLD_ARS
 from worker.tables import (
     ALICUOTAS,
@@ -40,6 +42,7 @@ from worker.tables import (
     MONEDAS,
     PROVINCIAS,
     TIPOS,
+    TRIBUTO_REGIMENES,
     TRIBUTO_TIPOS,
     TipoInfo,
 )
@@ -47,6 +50,8 @@ from worker.tables import (
 CENT = Decimal("0.01")
 TOTAL_TOLERANCE = Decimal("0.01")
 MAX_ITEMS = 130
+MAX_ASSOCIATED = 10
+FCE_ANULACION_ID = 22  # rg_especiales dato of FCE notes: "S" or "N" (the FCE page)
 CREDENTIAL_FIELDS = ("apikey", "apitoken", "usertoken")
 # Used with fullmatch: `$` would accept a final newline.
 EXTERNAL_REFERENCE_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")
@@ -103,6 +108,17 @@ def _parse_api_date(value: Any) -> Any:
         raise ValueError("not a real calendar date (dd/mm/aaaa)") from None
 
 
+def _digit_text(value: Any) -> Any:
+    """ "1" -> 1: the API reads numeric fields sent as strings, and the docs do so."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+def _int_to_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def _blank_to_none(value: Any) -> Any:
     # The SDK sends "" for unused optional fields; treat them as absent.
     if isinstance(value, str) and not value.strip():
@@ -141,14 +157,18 @@ Amount = Annotated[
     PlainSerializer(_number, when_used="json"),
 ]
 Amount2 = Annotated[Amount, _decimals_at_most(2)]
+OptionalAmount2 = Annotated[Amount2 | None, BeforeValidator(_blank_to_none)]
 YesNo = Literal["S", "N"]
 Str255 = Annotated[str, Field(max_length=255)]
 
 
 class ApiModel(BaseModel):
-    """API blocks: unknown fields are refused (a typo must not silently vanish)."""
+    """API blocks. A field tfq does not know passes through to the API unchanged (the
+    vendor's pages use more fields than any one table lists) and is reported in the job's
+    result as not checked by tfq; a misspelt name of a known field is refused with a hint
+    (`unknown_fields`), so a typo never vanishes silently."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=False, populate_by_name=True)
 
 
 # --- cliente ------------------------------------------------------------------------
@@ -163,13 +183,17 @@ class Cliente(ApiModel):
     domicilio: Annotated[str, Field(min_length=1, max_length=255)]
     provincia: int
     envia_por_mail: YesNo
-    condicion_pago: int
+    # Informative ("sale impreso en el PDF"); 0 where the vendor's FCE note example sends it.
+    condicion_pago: int = 0
     condicion_pago_otra: Annotated[str | None, Field(max_length=100)] = None
     condicion_iva: Literal["CF", "RI", "M", "E", "CDEX", "IVNA"]
     condicion_iva_operacion: Literal["CF", "RI", "M", "E", "CDEX", "IVNA"] | None = None
     codigo: Annotated[str | None, Field(max_length=50)] = None
-    rg5329: YesNo
-    reclama_deuda: YesNo | None = None
+    # REQUERIDO on the reference page, yet most of the vendor's examples leave it out.
+    rg5329: YesNo = "N"
+    # "N" unless the job says otherwise: otherwise TusFacturas e-mails the buyer about every
+    # unpaid invoice (referencia-api-afip-arca.md, reclama_deuda).
+    reclama_deuda: YesNo = "N"
     reclama_deuda_dias: Annotated[int | None, Field(ge=0)] = None
     reclama_deuda_repite_dias: Annotated[int | None, Field(ge=0)] = None
 
@@ -190,8 +214,8 @@ class Cliente(ApiModel):
     @field_validator("condicion_pago")
     @classmethod
     def _condicion_pago(cls, v: int) -> int:
-        if v not in CONDICIONES_PAGO:
-            raise ValueError("not a condicion_pago code of the API's table (201 to 215)")
+        if v and v not in CONDICIONES_PAGO:
+            raise ValueError("not a condicion_pago code of the API's table (201 to 217)")
         return v
 
     @field_validator("email")
@@ -219,14 +243,17 @@ class Cliente(ApiModel):
 
 
 class Producto(ApiModel):
-    descripcion: Annotated[str, Field(min_length=4, max_length=255)]
+    # "mínima de 4 caracteres" on the reference page; its own examples send "p2".
+    descripcion: Annotated[str, Field(min_length=1, max_length=255)]
     unidad_bulto: Annotated[int, Field(ge=1)] = 1
-    lista_precios: Annotated[str, Field(min_length=4, max_length=255)]
-    codigo: Annotated[str, Field(max_length=50)] = ""
+    lista_precios: Annotated[str | None, Field(min_length=1, max_length=255)] = None
+    codigo: Annotated[str, BeforeValidator(_int_to_text), Field(max_length=50)] = ""
     precio_unitario_sin_iva: Annotated[Amount, _decimals_at_most(3)]
     alicuota: Number
     unidad_medida: Annotated[int, Field(ge=0, le=99)] = 7
-    impuestos_internos_alicuota: Annotated[Amount | None, Field(le=100)] = None
+    impuestos_internos_alicuota: Annotated[
+        Amount | None, Field(le=100), BeforeValidator(_blank_to_none)
+    ] = None
     actualiza_precio: YesNo = "N"
     rg5329: YesNo = "N"
 
@@ -254,7 +281,8 @@ class Item(ApiModel):
 
 class Tributo(ApiModel):
     tipo: int
-    regimen: Annotated[int | None, Field(ge=1, le=99)] = None
+    # REQUERIDO on the reference page, from the "Régimen de percepción" table.
+    regimen: int
     base_imponible: Amount2
     alicuota: Annotated[Amount, Field(le=100)]
     total: Amount2
@@ -266,6 +294,16 @@ class Tributo(ApiModel):
         if v not in TRIBUTO_TIPOS:
             raise ValueError(f"not a tributo tipo of the table {sorted(TRIBUTO_TIPOS)}")
         return v
+
+    @model_validator(mode="after")
+    def _regimen_of_tipo(self) -> Tributo:
+        allowed = TRIBUTO_REGIMENES[self.tipo]
+        if self.regimen not in allowed:
+            raise ValueError(
+                f"regimen {self.regimen} is not one of tipo {self.tipo}'s "
+                f"({min(allowed)} to {max(allowed)}, tablas de referencia)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _adds_up(self) -> Tributo:
@@ -343,14 +381,20 @@ class Comprobante(ApiModel):
     tipo: str
     operacion: Literal["V"]
     punto_venta: Annotated[int, Field(ge=1, le=99998)]
+    # 0 or absent: the worker sends the next number. A number given is the one the job
+    # must be issued as: the worker sends it only when it is the next (as the API does).
     numero: Annotated[int, Field(ge=0, le=99999999)] = 0
     fecha: ApiDate
-    vencimiento: ApiDate
+    vencimiento: OptionalApiDate = None
     periodo_facturado_desde: OptionalApiDate = None
     periodo_facturado_hasta: OptionalApiDate = None
-    moneda: str
-    cotizacion: Annotated[Number, Field(gt=0, le=Decimal("1000000000")), _decimals_at_most(3)]
-    idioma: Literal[1, 2] = 1
+    # Absent in some of the vendor's examples: pesos.
+    moneda: str = "PES"
+    cotizacion: Annotated[Number, Field(gt=0, le=Decimal("1000000000")), _decimals_at_most(3)] = (
+        Decimal(1)
+    )
+    # 1 Español, 2 Inglés; the vendor's examples send it as "1" as often as 1.
+    idioma: Annotated[Literal[1, 2], BeforeValidator(_digit_text)] = 1
     rubro: Annotated[str, Field(min_length=1, max_length=255)]
     rubro_grupo_contable: Annotated[str, Field(min_length=1, max_length=255)]
     detalle: Annotated[list[Item], Field(min_length=1, max_length=MAX_ITEMS)]
@@ -361,11 +405,16 @@ class Comprobante(ApiModel):
     external_reference: str
     tags: Annotated[list[Str255], Field(max_length=50)] = Field(default_factory=list)
     tributos: Annotated[list[Tributo], Field(max_length=7)] = Field(default_factory=list)
-    impuestos_internos: Amount2 | None = None
-    impuestos_internos_base: Amount2 | None = None
-    impuestos_internos_alicuota: Annotated[Amount | None, Field(le=100)] = None
-    exentos: Amount2 | None = None
-    comprobantes_asociados: list[ComprobanteAsociado] | None = None
+    impuestos_internos: OptionalAmount2 = None
+    impuestos_internos_base: OptionalAmount2 = None
+    impuestos_internos_alicuota: Annotated[
+        Amount | None, Field(le=100), BeforeValidator(_blank_to_none)
+    ] = None
+    exentos: OptionalAmount2 = None
+    # "Solo podras enviar hasta 10 comprobantes asociados por NC/ND" (notas-credito-debito).
+    comprobantes_asociados: Annotated[
+        list[ComprobanteAsociado] | None, Field(max_length=MAX_ASSOCIATED)
+    ] = None
     comprobantes_asociados_periodo: Annotated[
         PeriodoAsociado | None, BeforeValidator(_periodo_or_none)
     ] = None
@@ -374,7 +423,10 @@ class Comprobante(ApiModel):
     datos_informativos: DatosInformativos | None = None
     abono: YesNo | None = None
     abono_frecuencia: int | None = None
-    abono_hasta: Annotated[str | None, Field(pattern=r"^(0[1-9]|1[0-2])/\d{4}$")] = None
+    abono_hasta: Annotated[
+        Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])/\d{4}$")] | None,
+        BeforeValidator(_blank_to_none),
+    ] = None
     abono_actualiza_precios: YesNo | None = None
     fex: dict[str, Any] | None = None
 
@@ -390,13 +442,6 @@ class Comprobante(ApiModel):
     def _fex(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if v is not None and len(plain_json(v)) > 65536:
             raise ValueError("at most 64 KiB")
-        return v
-
-    @field_validator("numero")
-    @classmethod
-    def _numero(cls, v: int) -> int:
-        if v != 0:
-            raise ValueError("must be 0 or absent: the worker assigns numbers in sequence")
         return v
 
     @field_validator("moneda")
@@ -444,6 +489,8 @@ class JobEnvelope(BaseModel):
     """What producers submit: the same for the Python API, a JSONL line and an HTTP body."""
 
     model_config = ConfigDict(extra="forbid")
+    # Paths of invoice fields tfq passed through without checking them (`unknown_fields`).
+    _unchecked: list[str] = PrivateAttr(default_factory=list)
 
     cuit: str
     invoice: Invoice
@@ -470,6 +517,10 @@ class JobEnvelope(BaseModel):
         return self.invoice.comprobante.external_reference
 
     @property
+    def unchecked_fields(self) -> list[str]:
+        return list(self._unchecked)
+
+    @property
     def key(self) -> tuple[str, str]:
         """The idempotency key: one invoice per (issuer CUIT, external_reference)."""
         return (self.cuit, self.invoice.comprobante.external_reference)
@@ -482,38 +533,47 @@ class JobEnvelope(BaseModel):
 # --- business rules -----------------------------------------------------------------
 
 
-def expected_total(comprobante: Comprobante) -> Decimal:
-    """What the items, discounts, tributos and internal taxes add up to.
+def expected_totals(comprobante: Comprobante) -> list[Decimal]:
+    """What the items, discounts, tributos and internal taxes add up to, under each
+    reading of the docs (one total when they agree).
 
     Net per VAT rate is summed and rounded, VAT per rate = round(net × rate) (AFIP's
-    AlicIva lines), all round half even. Letters A, B and M add VAT; C and the others
-    carry final prices. `bonificacion` is a discount without VAT on the 21 % subtotal
-    when there is one (tusfacturas_api.md §3.2).
+    AlicIva lines), all round half even (`redondeos.md`). Letters A, B and M add VAT; C
+    and the others carry final prices. `bonificacion` is a discount without VAT taken
+    off "el primer subtotal SIN IVA" and taxed at that subtotal's rate: the reference
+    page says the first subtotal, a newer version adds "(generalmente el del 21%)". The
+    first subtotal is that of the first item's rate; both readings are accepted.
     """
     with localcontext() as ctx:  # amounts are bounded, but products of them need room
         ctx.prec = 60
-        return _expected_total(comprobante)
+        return _expected_totals(comprobante)
 
 
-def _expected_total(comprobante: Comprobante) -> Decimal:
+def _expected_totals(comprobante: Comprobante) -> list[Decimal]:
     with_vat = comprobante.info.letter in LETTERS_WITH_VAT
-    net_by_rate: dict[Decimal, Decimal] = {}
+    net_by_rate: dict[Decimal, Decimal] = {}  # in the order the rates first appear
     for item in comprobante.detalle:
         p = item.producto
         net = item.cantidad * p.precio_unitario_sin_iva * (1 - item.bonificacion_porcentaje / 100)
         rate = p.alicuota if with_vat and p.alicuota > 0 else Decimal(0)
         net_by_rate[rate] = net_by_rate.get(rate, Decimal(0)) + net
-    total = Decimal(0)
-    for rate, raw_net in net_by_rate.items():
-        net = round_half_even(raw_net)
-        total += net + round_half_even(net * rate / 100)
-    if comprobante.bonificacion:
-        rate = Decimal(21) if Decimal(21) in net_by_rate else Decimal(0)
-        total -= round_half_even(comprobante.bonificacion * (1 + rate / 100))
-    total += sum((t.total for t in comprobante.tributos), Decimal(0))
+    others = sum((t.total for t in comprobante.tributos), Decimal(0))
     if comprobante.impuestos_internos:
-        total += comprobante.impuestos_internos
-    return round_half_even(total)
+        others += comprobante.impuestos_internos
+    readings = [next(iter(net_by_rate))]
+    if Decimal(21) in net_by_rate:
+        readings.append(Decimal(21))
+    totals: list[Decimal] = []
+    for discounted in readings:
+        total = others
+        for rate, raw_net in net_by_rate.items():
+            discount = comprobante.bonificacion if rate == discounted else Decimal(0)
+            net = round_half_even(raw_net - discount)
+            total += net + round_half_even(net * rate / 100)
+        total = round_half_even(total)
+        if total not in totals:
+            totals.append(total)
+    return totals
 
 
 def afip_date_window(today: date, *, tipo: str, services: bool) -> tuple[date, date, str]:
@@ -549,8 +609,10 @@ def business_errors(
             err("cliente.documento_nro", f"not a valid {cl.documento_tipo}: {problem}")
         elif cl.documento_nro == env.cuit:
             err("cliente.documento_nro", "the receiver cannot be the issuer (AFIP 10069)")
-    elif cl.documento_tipo == "DNI" and not 7 <= len(cl.documento_nro) <= 8:
-        err("cliente.documento_nro", "a DNI has 7 or 8 digits")
+    elif cl.documento_tipo == "DNI" and len(cl.documento_nro) > 11:
+        # A real DNI has 7 or 8 digits, but the vendor's examples send 9 and 10, and AFIP's
+        # DocNro takes up to 11: only what AFIP cannot hold is refused.
+        err("cliente.documento_nro", "a DNI has at most 11 digits")
     anonymous = cl.documento_tipo == "OTRO" and int(cl.documento_nro) == 0
     if cl.condicion_pago == CONDICION_PAGO_OTRA and not cl.condicion_pago_otra:
         err("cliente.condicion_pago_otra", "required when condicion_pago is 214 (Otra)")
@@ -582,7 +644,7 @@ def business_errors(
         and not c.is_services
     ):
         err("comprobante.fecha", "a future date must stay in the current month (AFIP 10016)")
-    if c.vencimiento < c.fecha:
+    if c.vencimiento is not None and c.vencimiento < c.fecha:
         err("comprobante.vencimiento", "must not be before fecha (AFIP 10036)")
     desde, hasta = c.periodo_facturado_desde, c.periodo_facturado_hasta
     if (desde is None) != (hasta is None):
@@ -592,8 +654,6 @@ def business_errors(
         err("comprobante.periodo_facturado_desde", "is after periodo_facturado_hasta (AFIP 10032)")
 
     # Currency.
-    if c.moneda == "PES" and c.cotizacion != 1:
-        err("comprobante.cotizacion", "must be 1 when moneda is PES (AFIP 10039)")
     if c.datos_informativos and c.datos_informativos.paga_misma_moneda == "S" and c.moneda == "PES":
         err("comprobante.datos_informativos.paga_misma_moneda", "'S' only for foreign currency")
 
@@ -604,20 +664,42 @@ def business_errors(
         err("comprobante.fex", "only for type E invoices")
     if info.fce and info.kind == "factura" and not c.rg_especiales:
         err("comprobante.rg_especiales", "required for FCE MiPyME invoices (CBU, SCA/ADC)")
+    if info.fce and info.is_note:
+        datos = c.rg_especiales.datos if c.rg_especiales else []
+        anulacion = [d for d in datos if d.id == FCE_ANULACION_ID]
+        if not anulacion or anulacion[0].valor.strip() not in ("S", "N"):
+            err(
+                "comprobante.rg_especiales",
+                f"an FCE note needs dato id {FCE_ANULACION_ID} (anulación) with valor 'S' or "
+                "'N' (factura-de-credito-electronica-mipyme-fce.md)",
+            )
+    if info.letter == "E":
+        # "bonificación, no gravados, impuestos internos ... en cero. El bloque tributos
+        # deberá ser enviado vacío" (factura-electronica-afip-exportacion.md).
+        if c.bonificacion:
+            err("comprobante.bonificacion", "must be 0 on type E invoices (exportación page)")
+        if c.impuestos_internos:
+            err("comprobante.impuestos_internos", "must be 0 on type E invoices (exportación page)")
+        if c.tributos:
+            err("comprobante.tributos", "must be empty on type E invoices (exportación page)")
     _note_errors(env, c, err)
 
-    # Totals.
-    expected = expected_total(c)
-    if abs(expected - c.total) > TOTAL_TOLERANCE:
+    # Totals. Documents that are not AFIP's (REMITO, PRESUPUESTO) have no rule to meet.
+    expected = expected_totals(c) if info.letter else [c.total]
+    if all(abs(total - c.total) > TOTAL_TOLERANCE for total in expected):
         err(
             "comprobante.total",
-            f"is {c.total} but the items, bonificacion and tributos add up to {expected}",
+            f"is {c.total} but the items, bonificacion and tributos add up to "
+            + " or ".join(str(t) for t in expected),
         )
     if c.pagos and c.pagos.total > c.total:
         err("comprobante.pagos.total", "must not exceed the invoice total")
 
     # Anonymous consumidor final above the identification threshold (RG 5700/2025).
-    if anonymous and c.total * c.cotizacion >= cf_threshold:
+    # cotizacion is "solo aplicable a monedas distintas al peso argentino": for PES it is
+    # 1 whatever the job says (the vendor's own PES examples send other values).
+    rate = Decimal(1) if c.moneda == "PES" else c.cotizacion
+    if anonymous and c.total * rate >= cf_threshold:
         err(
             "cliente.documento_nro",
             f"an anonymous consumidor final (OTRO 0) is allowed only below "
@@ -626,12 +708,39 @@ def business_errors(
     return errs
 
 
+def _fex_associated(c: Comprobante) -> list[Any] | None:
+    """The associations of an E note, inside `fex`; None when there is no such list."""
+    found = (c.fex or {}).get("comprobantes_asociados")
+    return found if isinstance(found, list) else None
+
+
 def _note_errors(env: JobEnvelope, c: Comprobante, err: Any) -> None:
     info = c.info
     listed, period = c.comprobantes_asociados, c.comprobantes_asociados_periodo
+    fex_listed = _fex_associated(c)
     if not info.is_note:
         if listed or period:
             err("comprobante.comprobantes_asociados", "only credit and debit notes carry these")
+        if fex_listed:
+            err("comprobante.fex.comprobantes_asociados", "only credit and debit notes carry these")
+        return
+    if info.letter == "E":
+        # E notes name the E invoices they annul inside `fex`, and only for exports of
+        # goods (`tipo_exportacion` "1"); AFIP has no E notes by period (exportación page).
+        if listed or period:
+            where = "comprobantes_asociados" if listed else "comprobantes_asociados_periodo"
+            err(f"comprobante.{where}", "an E note carries its associations inside fex")
+        tipo_exportacion = str((c.fex or {}).get("tipo_exportacion", "")).strip()
+        if fex_listed and tipo_exportacion != "1":
+            err(
+                "comprobante.fex.comprobantes_asociados",
+                "only when fex.tipo_exportacion is '1' (exportación definitiva de bienes)",
+            )
+        elif fex_listed is not None and len(fex_listed) > MAX_ASSOCIATED:
+            err(
+                "comprobante.fex.comprobantes_asociados",
+                f"at most {MAX_ASSOCIATED} (notas-credito-debito.md)",
+            )
         return
     if listed and period:
         err("comprobante.comprobantes_asociados_periodo", "send either the list or the period")
@@ -650,6 +759,58 @@ def _note_errors(env: JobEnvelope, c: Comprobante, err: Any) -> None:
             err(f"{path}.comprobante_fecha", "the associated invoice is dated after the note")
 
 
+# --- fields tfq does not know -----------------------------------------------------------
+
+# A name this close to a known field's is a typo of it (difflib's ratio: "cantidadd" to
+# "cantidad" is 0.94, "incluir_lista_precios_venta" to "lista_precios" 0.65).
+MISSPELLING_CUTOFF = 0.85
+
+
+def _block_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The API block model a field holds, and whether it holds a list of them."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin = get_origin(annotation)
+    for arg in get_args(annotation):
+        model, is_list = _block_model(arg)
+        if model is not None:
+            return model, is_list or origin is list
+    return None, False
+
+
+def unknown_fields(
+    model: type[BaseModel], data: Any, loc: tuple[int | str, ...]
+) -> tuple[list[str], list[FieldError]]:
+    """(paths of fields `model` does not know, refusals of misspelt or credential names)."""
+    unchecked: list[str] = []
+    refused: list[FieldError] = []
+    if not isinstance(data, dict):
+        return unchecked, refused
+    known = list(model.model_fields)
+    for key, value in data.items():
+        if not isinstance(key, str):
+            continue
+        where = format_loc((*loc, key))
+        if key in model.model_fields:
+            block, is_list = _block_model(model.model_fields[key].annotation)
+            if block is None:
+                continue
+            items = value if is_list and isinstance(value, list) else [value]
+            for i, item in enumerate(items):
+                u, r = unknown_fields(block, item, (*loc, key, i) if is_list else (*loc, key))
+                unchecked += u
+                refused += r
+        elif key in CREDENTIAL_FIELDS:
+            refused.append(FieldError(where, "credentials do not belong in a job"))
+        else:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=MISSPELLING_CUTOFF)
+            if close:
+                refused.append(FieldError(where, f"unknown field: did you mean '{close[0]}'?"))
+            else:
+                unchecked.append(where)
+    return unchecked, refused
+
+
 def validate_envelope(
     data: Any,
     *,
@@ -659,17 +820,21 @@ def validate_envelope(
     """The job, or `InvalidJob` listing every field path and reason."""
     if not isinstance(data, dict):
         raise InvalidJob([FieldError("", "a job must be a JSON object")])
+    unchecked, misspelt = unknown_fields(Invoice, data.get("invoice"), ("invoice",))
     try:
         env = JobEnvelope.model_validate(data)
     except ValidationError as exc:
-        errors = field_errors(exc, data=data)
+        errors = misspelt + field_errors(exc, data=data)
         if any(e["type"] == "string_unicode" for e in exc.errors(include_input=False)):
             # A lone surrogate (JSON allows one): pydantic cannot name where it is.
             path = unencodable_path(data)
             if path is not None:
                 errors = [FieldError(path, "not valid UTF-8 text")]
         raise InvalidJob(errors) from None
+    if misspelt:
+        raise InvalidJob(misspelt)
     errs = business_errors(env, today=today, cf_threshold=cf_threshold)
     if errs:
         raise InvalidJob(errs)
+    env._unchecked = unchecked
     return env

@@ -25,7 +25,7 @@ class TipoInfo:
     @property
     def batchable(self) -> bool:
         """`facturacion/lotes` takes neither type E nor FCE (tusfacturas_api.md §6.1)."""
-        return self.letter != "E" and not self.fce and self.kind != "no_valida"
+        return self.letter != "E" and not self.fce and self.kind not in ("no_valida", "liquidacion")
 
 
 def _build_tipos() -> dict[str, TipoInfo]:
@@ -35,8 +35,14 @@ def _build_tipos() -> dict[str, TipoInfo]:
         tipos[f"NOTA DE DEBITO {letter}"] = TipoInfo(letter, "nota_debito")
         tipos[f"NOTA DE CREDITO {letter}"] = TipoInfo(letter, "nota_credito")
     tipos["RECIBO C"] = TipoInfo("C", "recibo")
+    # Liquidaciones A (63) and B (64): `api-factura-electronica-arca-liquidaciones-a-63.md`.
+    tipos["LIQUIDACIONES A"] = TipoInfo("A", "liquidacion")
+    tipos["LIQUIDACIONES B"] = TipoInfo("B", "liquidacion")
     tipos["FACTURA NO VALIDA EN AFIP"] = TipoInfo("", "no_valida")
     tipos["NOTA DE CREDITO NO VALIDA EN AFIP"] = TipoInfo("", "no_valida")
+    # Not AFIP documents, sent to facturacion/nuevo all the same ("solo instantánea").
+    tipos["REMITO"] = TipoInfo("", "no_valida")
+    tipos["PRESUPUESTO"] = TipoInfo("", "no_valida")
     for letter in "ABC":
         tipos[f"FACTURA DE CREDITO ELECTRONICA MiPyME (FCE) {letter}"] = TipoInfo(
             letter, "factura", fce=True
@@ -75,10 +81,13 @@ LETTER_RECEPTORS: dict[str, frozenset[str]] = {
     "": frozenset(CONDICIONES_IVA),
 }
 
-CONDICIONES_PAGO = frozenset(range(201, 216))
+# Condiciones de venta 201 to 217 (216 MercadoPago, 217 Payway: the newest table,
+# `parametros/tablas-de-referencia.md`).
+CONDICIONES_PAGO = frozenset(range(201, 218))
 CONDICION_PAGO_OTRA = 214
 PROVINCIAS = frozenset(range(1, 27))
 
+# The docs' table of monedas (`parametros/tablas-de-referencia.md`), and nothing else.
 MONEDAS = {
     "PES": "Peso argentino",
     "DOL": "Dólar estadounidense",
@@ -94,16 +103,20 @@ MONEDAS = {
     "036": "Sucre ecuatoriano",
     "004": "Lira italiana",
     "003": "Franco francés",
-    "021": "Libra esterlina",
-    "019": "Yen",
-    "009": "Franco suizo",
 }
 
 # Item `alicuota`: VAT percent, or -1 exento, -2 no gravado (tusfacturas_api.md §3.3).
 ALICUOTAS = frozenset(Decimal(x) for x in ("27", "21", "10.5", "0", "-1", "-2"))
 
-# Tributo `tipo` ids (AFIP FEParamGetTiposTributos; the API documents 1, 6 and 7).
-TRIBUTO_TIPOS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 99})
+# Tributo `tipo` and the `regimen` values each takes (`parametros/tablas-de-referencia.md`,
+# "Tipos de percepción a aplicar" and "Régimen de percepción"): 6 percepciones IVA,
+# 7 percepciones IIBB (one regimen per province), 1 percepciones de impuestos nacionales.
+TRIBUTO_REGIMENES: dict[int, frozenset[int]] = {
+    6: frozenset({1, 2, 3}),
+    7: frozenset(range(4, 29)),
+    1: frozenset({31, 32, 33, 34}),
+}
+TRIBUTO_TIPOS = frozenset(TRIBUTO_REGIMENES)
 
 # Letters whose prices are sent without VAT and get VAT added from `alicuota`.
 LETTERS_WITH_VAT = frozenset({"A", "B", "M"})
