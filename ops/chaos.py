@@ -2,6 +2,7 @@
 
     python -m ops.chaos            # 200 CUITs × 10 jobs, about two minutes
     python -m ops.chaos --quick    # 40 CUITs × 10 jobs, for CI
+    python -m ops.chaos --dialect newest   # the sandbox as the newest vendor pages read
 
 It starts a private Redis with appendonly, the sandbox with faults on (5xx, drop after
 commit, 429, latency beyond the client timeout, a maintenance window, an AFIP-down
@@ -62,6 +63,7 @@ class Plan:
     settle_timeout_seconds: float
     workers: int = 3
     seed: int = 7
+    dialect: str = "classic"  # the sandbox's reading of the vendor's pages (ops/sandbox/dialect.py)
 
 
 @dataclass
@@ -147,6 +149,7 @@ def chaos(run: Run, stop: threading.Event) -> None:
     sb.set_faults(
         error_5xx={"rate": 0.05}, rate_429={"rate": 0.03}, drop_after_commit={"rate": 0.05},
         garbage_after_commit={"rate": 0.03}, lotes_524={"rate": 0.05},
+        unknown_error_after_commit={"rate": 0.02},
         reject_ref_pattern=f"{BAD_SUFFIX}$",
     )  # fmt: skip
     timeline: list[tuple[float, str, Callable[[], object]]] = [
@@ -180,6 +183,7 @@ def chaos(run: Run, stop: threading.Event) -> None:
     sb.set_faults(
         error_5xx={"rate": 0}, rate_429={"rate": 0}, drop_after_commit={"rate": 0},
         garbage_after_commit={"rate": 0}, lotes_524={"rate": 0}, latency_ms=0,
+        unknown_error_after_commit={"rate": 0},
     )  # fmt: skip
     run.log("chaos over: faults off, waiting for every job to settle")
 
@@ -234,7 +238,9 @@ def infrastructure(plan: Plan, workdir: Path) -> Iterator[Run]:
     port = free_port()
     url, pid = start_private(port, appendonly=True)
     prefix = unique_prefix("chaos")
-    sandbox = SandboxProcess(tenants_file, gap_seconds=GAP_SECONDS, block_seconds=10)
+    sandbox = SandboxProcess(
+        tenants_file, gap_seconds=GAP_SECONDS, block_seconds=10, dialect=plan.dialect
+    )
     sandbox.start()
     receiver_cm = running_receiver(Tenants.load(tenants_file))
     receiver = receiver_cm.__enter__()
@@ -391,6 +397,7 @@ def report(run: Run, statuses: dict[str, int]) -> dict[str, Any]:
         "worker_kills": sum(1 for e in run.events if "SIGKILL" in e),
         "api_calls": len(ledger["calls"]),
         "ledger_issued": len(ledger["issued"]),
+        "dialect": run.plan.dialect,
     }
     figures["details"] = {
         "duplicates": result.duplicates[:10],
@@ -443,6 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller run, for CI")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--dialect",
+        default="classic",
+        help="the sandbox's dialect: a preset (classic, newest, mixed, mixed2) or axis=value pairs",
+    )
     args = parser.parse_args(argv)
     plan = (
         Plan(
@@ -462,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     plan.seed = args.seed
+    plan.dialect = args.dialect
     workdir = Path(tempfile.mkdtemp(prefix="tfq-chaos-"))
     figures = execute(plan, workdir)
     details = figures.pop("details")

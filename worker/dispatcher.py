@@ -70,6 +70,13 @@ class Dispatcher:
             return 0.0
         if claims.down_until is not None and self._service_back(claims.now):
             return 0.0
+        if (
+            claims.down_until is None
+            and claims.now - self._last_probe >= self.health_probe_seconds
+            and self.store.has_sightings()
+        ):
+            # Some CUITs saw an outage on their own calls: ask whether it is over.
+            self._service_back(claims.now)
         wake_at = claims.down_until or claims.next_ready
         if wake_at is None:
             return MAX_SLEEP_SECONDS
@@ -102,6 +109,7 @@ class Dispatcher:
         if healthy:
             log.warning("service is back before the end of its window; resuming every lane")
             self.store.clear_down()
+            self.store.lift_sightings()
         return healthy
 
     def run(self, stop: threading.Event) -> None:

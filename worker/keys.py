@@ -27,6 +27,8 @@ TEMPLATES: dict[str, str] = {
     # Account pacing (next free call slot) and the service-down window.
     "account": "account",
     "down": "down",
+    # CUITs that saw an outage on their own calls, scored by when (a quorum makes it global).
+    "sightings": "sightings",
     # Wake-up list for dispatchers (work arrived for an idle CUIT).
     "wake": "wake",
     # Next number per CUIT + punto de venta + tipo, as last confirmed.
@@ -109,6 +111,10 @@ class Keys:
     @property
     def down(self) -> str:
         return self._k("down")
+
+    @property
+    def sightings(self) -> str:
+        return self._k("sightings")
 
     @property
     def wake(self) -> str:

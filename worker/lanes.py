@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import redis
 
@@ -33,6 +33,9 @@ SCRIPTS = (
     "seq",
     "callback_new",
     "callback_settle",
+    "query",
+    "sighting",
+    "lift_sightings",
 )
 
 
@@ -62,9 +65,11 @@ class Claims:
 
 @dataclass(frozen=True)
 class Presend:
-    verdict: str  # go, wait, early, down, stale
+    verdict: str  # go, wait, early, down, spent, stale
     value: float | None = None  # go: send time; wait: seconds; early/down: epoch s
     why: str = ""  # wait/early: "gap" (this CUIT's) or "account" (pacing of all calls)
+    spent_index: int = 0  # spent: the batch's first job that has had its bound of sends
+    spent_sends: int = 0  # spent: how many paid calls that job has had
 
     @property
     def go(self) -> bool:
@@ -131,16 +136,56 @@ class LaneStore:
         gap_seconds: float,
         min_interval_seconds: float,
         max_wait_seconds: float,
+        max_sends: int = 0,
         jobs: list[tuple[str, int, str]],
     ) -> Presend:
-        """Atomic last check (lease, service, gap, account pacing) and intent record."""
-        args: list[Any] = [cuit, token, gap_seconds, min_interval_seconds, max_wait_seconds]
+        """Atomic last check (lease, service, spend bound, gap, account pacing) and intent
+        record."""
+        args: list[Any] = [
+            cuit, token, gap_seconds, min_interval_seconds, max_wait_seconds, max_sends
+        ]  # fmt: skip
         for job_id, numero, fingerprint in jobs:
             args += [job_id, numero, fingerprint]
         res = [text(x) for x in self.run_script("presend", *args)]
+        if res[0] == "spent":
+            return Presend("spent", spent_index=int(res[1]), spent_sends=int(res[2]))
         return Presend(
             res[0], float(res[1]) if len(res) > 1 else None, res[2] if len(res) > 2 else ""
         )
+
+    def query_turn(
+        self,
+        cuit: str,
+        token: str,
+        endpoint: str,
+        *,
+        min_interval_seconds: float,
+        max_wait_seconds: float,
+        counter: str = "",
+        bound: int = 0,
+    ) -> Presend:
+        """A query's turn under account pacing (and its count, for a paid query):
+        go, wait (seconds), early (epoch s), spent (count in `spent_sends`) or stale."""
+        res = [
+            text(x)
+            for x in self.run_script(
+                "query",
+                cuit,
+                token,
+                min_interval_seconds,
+                max_wait_seconds,
+                endpoint,
+                counter,
+                bound,
+            )
+        ]
+        if res[0] == "spent":
+            return Presend("spent", spent_sends=int(res[1]))
+        return Presend(res[0], float(res[1]) if len(res) > 1 else None)
+
+    def outage_sighting(self, cuit: str, window_seconds: float) -> int:
+        """Record that `cuit` saw an outage; how many CUITs saw one within the window."""
+        return int(self.run_script("sighting", cuit, window_seconds))
 
     def transition(
         self,
@@ -199,8 +244,26 @@ class LaneStore:
         pipe.zadd(self.keys.outbox, {f"invoice.attention|{job_id}|{int(time.time())}": time.time()})
         pipe.execute()
 
-    def pause(self, cuit: str, reason: str, until: float | None = None) -> None:
-        self.run_script("pause", cuit, reason, "" if until is None else until)
+    def pause(
+        self,
+        cuit: str,
+        reason: str,
+        until: float | None = None,
+        *,
+        spent_job: str = "",
+        kind: str = "",
+    ) -> None:
+        """Pause a lane; `spent_job` names the job the spend guard stopped at (a resume
+        gives it a fresh bound); kind "outage": the CUIT's own sighting of an outage, lifted
+        by a good health check (`lift_sightings`)."""
+        self.run_script("pause", cuit, reason, "" if until is None else until, spent_job, kind)
+
+    def has_sightings(self) -> bool:
+        return bool(self.r.zcard(self.keys.sightings))
+
+    def lift_sightings(self) -> int:
+        """Resume the lanes paused by their own sighting of an outage; how many."""
+        return int(self.run_script("lift_sightings"))
 
     def resume(self, cuit: str) -> bool:
         return bool(self.run_script("resume", cuit))
@@ -282,10 +345,23 @@ class LaneStore:
         return int(value) if value else None
 
     def set_next_number(
-        self, cuit: str, punto_venta: int, tipo: str, numero: int, token: str
+        self,
+        cuit: str,
+        punto_venta: int,
+        tipo: str,
+        numero: int,
+        token: str,
+        *,
+        mode: Literal["asked", "verified", "confirmed"] = "confirmed",
     ) -> bool:
-        """Record the next number, only under the lane's current lease."""
-        return bool(self.run_script("seq", cuit, token, f"{punto_venta}:{tipo}", numero))
+        """Record the next number (or numeracion's raw answer, mode 'asked'), only under
+        the lane's current lease. See `worker/lua/seq.lua` for the modes."""
+        return bool(self.run_script("seq", cuit, token, f"{punto_venta}:{tipo}", numero, mode))
+
+    def asked_number(self, cuit: str, punto_venta: int, tipo: str) -> int | None:
+        """numeracion's raw answer, while it waits to be verified."""
+        value = self.r.hget(self.keys.lane_state(cuit), f"numeracion:{punto_venta}:{tipo}")
+        return int(value) if value else None
 
     def forget_next_number(self, cuit: str, punto_venta: int, tipo: str) -> None:
         self.r.delete(self.keys.seq(cuit, punto_venta, tipo))

@@ -101,6 +101,12 @@ class QueueCollector(Collector):
             ("tfq_invoicing_calls", "calls:invoicing", "Invoicing calls sent (nuevo or lotes)"),
             ("tfq_leases_reaped", "leases:reaped", "Leases taken back from dead workers"),
             ("tfq_callbacks_delivered", "callbacks:delivered", "Callback deliveries delivered"),
+            (
+                "tfq_lanes_spend_paused",
+                "lanes:spend_paused",
+                "Lanes the spend guard paused: a job or numeracion reached its bound of paid calls",
+            ),
+            ("tfq_numeracion_calls", "calls:facturacion/numeracion", "numeracion calls (billed)"),
         ):
             yield CounterMetricFamily(name, doc, value=stats.get(key, 0))
 

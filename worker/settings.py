@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     api_connect_timeout_seconds: float = Field(10.0, gt=0)
     cf_identification_threshold: Decimal = Field(CF_IDENTIFICATION_THRESHOLD_ARS, gt=0)
     result_retention_days: int = Field(90, ge=1)
+    # The spend guard: every call counts against the plan, answered or not. A job that
+    # has had this many invoicing calls without a final outcome pauses its lane, and so
+    # does a lane that asked `numeracion` (billed on the newest pages) this often since
+    # its last confirmed issue. A resume grants a fresh bound.
+    max_sends_per_job: int = Field(10, ge=1)
+    max_numeracion_per_lane: int = Field(3, ge=1)
+    # "AFIP is down" on one CUIT's call may be that CUIT's certificate or account: every
+    # lane waits only once this many CUITs saw it within AFIP's 12-minute window (or on
+    # a global signal: maintenance, estado_servicios/alertas).
+    outage_quorum: int = Field(2, ge=1)
     # A lane's lease; live workers renew it every third of this, so it only bounds how
     # long a dead worker's lane waits before it is reaped and reconciled.
     lease_seconds: float = Field(30.0, gt=1)

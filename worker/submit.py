@@ -23,12 +23,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from worker.client import BatchResult, TusFacturasClient
+from worker.client import CONSULTA_AVANZADA, NUMERACION, BatchResult, TusFacturasClient
 from worker.jobs import Job, fingerprint
 from worker.lanes import LaneStore
 from worker.metrics import SENDS_HELD
 from worker.models import afip_date_window, argentina_today
 from worker.outcomes import (
+    AFIP_DOWN_WINDOW,
+    AmbiguousError,
     OutcomeKind,
     RateLimitedError,
     RejectedError,
@@ -36,6 +38,7 @@ from worker.outcomes import (
     ServiceDownError,
     TenantBlockedError,
     TusFacturasError,
+    UnclassifiedError,
 )
 from worker.replies import IssuedInvoice
 from worker.settings import Settings
@@ -50,6 +53,10 @@ BACKOFF_CAP_SECONDS = 300.0
 RECONCILE_DELAY_SECONDS = 2.0  # let a slow call land before asking whether it did
 MAX_RECONCILES = 25  # then the job stays unknown and its lane is paused for a human
 PRESEND_MAX_WAIT_SECONDS = 2.0
+# numeracion's answer N means N (the next number) or N + 1 (N was the last issued):
+# free queries look from max(N, 1) upwards for the first number not issued. More than
+# this many issued numbers above N means the numbering is not what either reading says.
+NUMBER_PROBES = 3
 
 
 def backoff_seconds(failures: int) -> float:
@@ -205,15 +212,26 @@ class Sender:
             self._release(claim)
             return "rejected: date"
         batch = self._batch(claim, jobs, today)
-        numero = self._next_number(claim, pdv, head.tipo)
+        numero = self._next_number(claim, pdv, head)
         if numero is None:
             return "no number"
+        requested = head.requested_numero
+        if requested and requested != numero:
+            # The API issues a given number only when it is the next one (10016).
+            reason = (
+                f"numero {requested} was asked for, but the next {head.tipo} number at "
+                f"punto de venta {head.punto_venta} is {numero}; AFIP issues numbers only in "
+                "sequence (10016). Send it without numero to take the next one."
+            )
+            self._finish(claim, head, "rejected", {"errors": [reason]})
+            self._release(claim)
+            return "rejected: numero"
         return self._send(claim, pdv, batch, numero)
 
     def _batch(self, claim: Claim, jobs: list[Job], today: date) -> list[Job]:
         """Head jobs that can share one `lotes` call: same PDV and tipo, in date order."""
         head = jobs[0]
-        if self.settings.batch_max <= 1 or not TIPOS[head.tipo].batchable:
+        if self.settings.batch_max <= 1 or not TIPOS[head.tipo].batchable or head.requested_numero:
             return [head]
         state = self.store.lane_state(claim.cuit)
         if int(state.get("solo") or 0) > 0:
@@ -227,6 +245,7 @@ class Sender:
                 job.status != "queued"
                 or job.punto_venta != head.punto_venta
                 or job.tipo != head.tipo
+                or job.requested_numero
             ):
                 break
             payload = job.payload(0)
@@ -237,17 +256,108 @@ class Sender:
             last_fecha = fecha
         return batch
 
-    def _next_number(self, claim: Claim, pdv: Pdv, tipo: str) -> int | None:
-        numero = self.store.next_number(claim.cuit, pdv.punto_venta, tipo)
+    def _next_number(self, claim: Claim, pdv: Pdv, head: Job) -> int | None:
+        """The number to send `head` with; None when the lane was released meanwhile."""
+        numero = self.store.next_number(claim.cuit, pdv.punto_venta, head.tipo)
         if numero is not None:
             return numero
-        try:
-            numero = self.client.numeracion(pdv, tipo)
-        except TusFacturasError as exc:
-            self._on_failure(claim, [], exc)
-            return None
-        self.store.set_next_number(claim.cuit, pdv.punto_venta, tipo, numero, claim.token)
-        return numero
+        return self._learn_number(claim, pdv, head)
+
+    def _learn_number(self, claim: Claim, pdv: Pdv, head: Job) -> int | None:
+        """Ask `numeracion` (billed, paced, bounded per lane), then find with free queries
+        which number it meant: right whether it answers the next number or the last one
+        issued, including 0 on a PDV that has issued nothing. None: the lane is released.
+        """
+        pv, tipo = pdv.punto_venta, head.tipo
+        asked = self.store.asked_number(claim.cuit, pv, tipo)
+        if asked is None:
+            if not self._query_turn(claim, NUMERACION, head, paid=True):
+                return None
+            try:
+                asked = self.client.numeracion(pdv, tipo)
+            except TusFacturasError as exc:
+                self._on_failure(claim, [], exc)
+                return None
+            self.store.set_next_number(claim.cuit, pv, tipo, asked, claim.token, mode="asked")
+        candidate = max(asked, 1)
+        for _ in range(NUMBER_PROBES):
+            if not self._query_turn(claim, CONSULTA_AVANZADA, head):
+                return None
+            try:
+                found = self.client.lookup(pdv, tipo, candidate)
+            except TusFacturasError as exc:
+                self._on_failure(claim, [], exc)
+                return None
+            if found is None:
+                self.store.set_next_number(
+                    claim.cuit, pv, tipo, candidate, claim.token, mode="verified"
+                )
+                log.info(
+                    "numbering learnt",
+                    extra={
+                        "cuit": claim.cuit,
+                        "pdv": pv,
+                        "tipo": tipo,
+                        "numeracion": asked,
+                        "numero": candidate,
+                        "reading": "next" if candidate == asked else "last issued",
+                    },
+                )
+                return candidate
+            candidate += 1
+        reason = (
+            f"numbering of {tipo} at PDV {pv}: numeracion answered {asked}, yet numbers "
+            f"{max(asked, 1)} to {candidate - 1} are all issued; check the numbering in "
+            f"TusFacturas, then resume the lane (job {head.id}, {head.external_reference})"
+        )
+        self.store.pause(claim.cuit, reason)
+        self._attention(claim, head, reason)
+        self._release(claim)
+        return None
+
+    def _query_turn(self, claim: Claim, endpoint: str, head: Job, *, paid: bool = False) -> bool:
+        """Wait for a query's turn under the account's pacing. False: the lane was
+        released (its slot is far off, the lease is gone, or a paid query's bound for
+        this lane is spent, which pauses it)."""
+        while True:
+            turn = self.store.query_turn(
+                claim.cuit,
+                claim.token,
+                endpoint,
+                min_interval_seconds=self.min_interval,
+                max_wait_seconds=PRESEND_MAX_WAIT_SECONDS,
+                counter="numeracion_calls" if paid else "",
+                bound=self.settings.max_numeracion_per_lane if paid else 0,
+            )
+            if turn.go:
+                return True
+            if turn.verdict == "wait":
+                SENDS_HELD.labels("account").inc()
+                time.sleep(turn.value or 0.0)
+                continue
+            if turn.verdict == "early":
+                self._release(claim, not_before=turn.value)
+            elif turn.verdict == "spent":
+                self._spend_pause(
+                    claim,
+                    head,
+                    f"{endpoint} asked {turn.spent_sends} times since the last "
+                    "confirmed issue without a usable number",
+                )
+            return False
+
+    def _spend_pause(self, claim: Claim, job: Job, what: str) -> None:
+        """The spend guard: stop a lane that could go on paying for calls without progress.
+        Its jobs wait; the reason names the job; a resume grants a fresh bound."""
+        last = job.record.get("last_error") or ""
+        reason = (
+            f"spend guard: job {job.id} ({job.external_reference}): {what}"
+            + (f"; last error: {last}" if last else "")
+            + f"; fix the cause, then `tfq lanes resume {claim.cuit}`"
+        )[:500]
+        self.store.pause(claim.cuit, reason, spent_job=job.id)
+        self._attention(claim, job, reason)
+        self._release(claim)
 
     def _send(self, claim: Claim, pdv: Pdv, batch: list[Job], numero: int) -> str:
         payloads = [job.payload(numero + i) for i, job in enumerate(batch)]
@@ -262,10 +372,23 @@ class Sender:
                 gap_seconds=claim.gap,
                 min_interval_seconds=self.min_interval,
                 max_wait_seconds=PRESEND_MAX_WAIT_SECONDS,
+                max_sends=self.settings.max_sends_per_job,
                 jobs=intent,
             )
             if verdict.go:
                 break
+            if verdict.verdict == "spent":
+                if verdict.spent_index == 0:
+                    self._spend_pause(
+                        claim,
+                        batch[0],
+                        f"{verdict.spent_sends} invoicing calls without a final outcome",
+                    )
+                    return "paused: spend guard"
+                # A later job of the batch has had its bound: send the ones before it.
+                batch = batch[: verdict.spent_index]
+                payloads, intent = payloads[: len(batch)], intent[: len(batch)]
+                continue
             if verdict.why:
                 SENDS_HELD.labels(verdict.why).inc()
             if verdict.verdict == "wait":
@@ -302,12 +425,22 @@ class Sender:
     def _batch_outcome(
         self, claim: Claim, batch: list[Job], numero: int, result: BatchResult, sent_at: float
     ) -> None:
-        """AFIP's order: an issued prefix, the first failure, then nothing processed."""
+        """AFIP's order: an issued prefix, the first failure, then nothing processed.
+
+        When the first failure is itself uncertain (no reply for it, or a reply about
+        another invoice), a later item without a reply of its own is uncertain too: it is
+        reconciled, never sent again blind.
+        """
         failure = result.first_failure
+        uncertain = failure is not None and isinstance(result.items[failure], AmbiguousError)
         for i, (job, item) in enumerate(zip(batch, result.items, strict=True)):
             if isinstance(item, IssuedInvoice):
                 self._issued(claim, job, numero + i, item, sent_at)
-            elif i == failure:
+            elif i == failure or (
+                uncertain
+                and isinstance(item, AmbiguousError)
+                and not isinstance(item, UnclassifiedError | SequenceError)
+            ):
                 self._on_failure(claim, [job], item, numero=numero + i, release=False)
             else:
                 self._requeue(claim, job, "not processed: an earlier invoice of the batch failed")
@@ -321,8 +454,14 @@ class Sender:
             "cae": issued.cae,
             "cae_vencimiento": issued.cae_vencimiento.isoformat() if issued.cae_vencimiento else "",
             "pdf_url": issued.pdf_url,
+            "ticket_url": issued.ticket_url,
             "afip_qr": issued.afip_qr,
             "observaciones": issued.observaciones,
+            "vencimiento_pago": (
+                issued.vencimiento_pago.isoformat() if issued.vencimiento_pago else ""
+            ),
+            "requiere_fec": {True: "S", False: "N", None: ""}[issued.requiere_fec],
+            "micrositios": json.dumps(issued.micrositios) if issued.micrositios else "",
             "test_mode": "1" if issued.test_mode else "0",
             "errors": "[]",
             "issued_at": sent_at,
@@ -350,7 +489,11 @@ class Sender:
         account_nb: float | None = None
         if kind is OutcomeKind.AMBIGUOUS:
             for i, job in enumerate(jobs):
-                extra = {"numero": (numero or 0) + i} if numero is not None else {}
+                # A reply came back: this call is not in flight any more, so reconciling
+                # need not wait out the read timeout.
+                extra: dict[str, Any] = {"replied": "1" if exc.replied else ""}
+                if numero is not None:
+                    extra["numero"] = numero + i
                 self.store.transition(claim.cuit, claim.token, job.id, "unknown", extra)
             not_before = now + RECONCILE_DELAY_SECONDS
         elif isinstance(exc, RejectedError):
@@ -369,6 +512,16 @@ class Sender:
                 until = exc.until.timestamp() if exc.until else None
                 self.store.pause(
                     claim.cuit, f"{exc.detail}: {'; '.join(exc.messages)}"[:500], until
+                )
+            elif isinstance(exc, ServiceDownError) and not self._outage_is_global(claim, exc):
+                # One CUIT's word: its own lane waits out the window.
+                until = exc.until.timestamp() if exc.until else now + 60
+                self.store.pause(
+                    claim.cuit,
+                    f"{exc.detail} (not yet seen by {self.settings.outage_quorum} CUITs): "
+                    f"{'; '.join(exc.messages)}"[:500],
+                    until,
+                    kind="outage",
                 )
             elif isinstance(exc, ServiceDownError):
                 # mantenimiento_hasta has minute precision, so a window may read as over
@@ -392,6 +545,14 @@ class Sender:
                 claim, not_before=not_before, failures=failures, account_not_before=account_nb
             )
 
+    def _outage_is_global(self, claim: Claim, exc: ServiceDownError) -> bool:
+        """Maintenance is everyone's; "AFIP is down" on one CUIT's call becomes everyone's
+        once enough CUITs have seen it within AFIP's outage window."""
+        if exc.scope == "global":
+            return True
+        seen = self.store.outage_sighting(claim.cuit, AFIP_DOWN_WINDOW.total_seconds())
+        return seen >= self.settings.outage_quorum
+
     def _requeue(self, claim: Claim, job: Job, reason: str) -> None:
         self.store.transition(
             claim.cuit, claim.token, job.id, "queued", {"numero": "", "last_error": reason}
@@ -400,24 +561,28 @@ class Sender:
     # --- reconciliation -----------------------------------------------------------------
 
     def _reconcile(self, claim: Claim, pdv: Pdv, head: Job) -> str:
-        """An earlier attempt's outcome is unknown: ask `consulta` before sending anything."""
+        """An earlier attempt's outcome is unknown: ask a free query before sending anything."""
         if head.numero is None:
             self._requeue(claim, head, "no number recorded for the unknown attempt")
             self._release(claim)
             return "requeued"
         # The unknown attempt may still be in flight (a worker died mid-call, a request
         # sat in a buffer): asking before it could have landed would resend too soon.
-        settle_at = float(head.record.get("sent_at") or 0) + self.settings.api_timeout_seconds
-        if self.store.now() < settle_at:
-            self._release(claim, not_before=settle_at)
-            return "waiting for the unknown attempt to settle"
+        # A call that was answered is not in flight.
+        if head.record.get("replied") != "1":
+            settle_at = float(head.record.get("sent_at") or 0) + self.settings.api_timeout_seconds
+            if self.store.now() < settle_at:
+                self._release(claim, not_before=settle_at)
+                return "waiting for the unknown attempt to settle"
         reconciles = int(head.record.get("reconciles") or 0) + 1
         self.store.transition(
             claim.cuit, claim.token, head.id, "unknown", {"reconciles": reconciles}
         )
         payload = head.payload(head.numero)
+        if not self._query_turn(claim, CONSULTA_AVANZADA, head):
+            return "reconcile deferred"
         try:
-            found = self.client.consulta(pdv, head.tipo, head.numero)
+            found = self.client.lookup(pdv, head.tipo, head.numero)
         except TusFacturasError as exc:
             if reconciles >= MAX_RECONCILES:
                 self.store.pause(
@@ -429,6 +594,15 @@ class Sender:
             self._issued(claim, head, head.numero, found, float(head.record.get("sent_at") or 0))
             self._release(claim, failures=0)
             return "reconciled: issued"
+        if head.record.get("last_kind") == "unclassified":
+            # An error text nobody catalogued, and the invoice is not there: the API's
+            # messages are the answer. Never sent again on a guess.
+            messages = json.loads(head.record.get("last_messages") or "[]")
+            self._finish(
+                claim, head, "rejected", {"errors": messages or [head.record.get("last_error")]}
+            )
+            self._release(claim)
+            return "rejected: unclassified error"
         if found is not None:
             # The number belongs to another invoice: ours never landed. Renumber.
             return self._resync_and_send(claim, pdv, head, "number taken by another invoice")
@@ -443,10 +617,10 @@ class Sender:
         return self._send(claim, pdv, [head], head.numero)
 
     def _resync_and_send(self, claim: Claim, pdv: Pdv, head: Job, why: str) -> str:
-        try:
-            fresh = self.client.numeracion(pdv, head.tipo)
-        except TusFacturasError as exc:
-            self._on_failure(claim, [], exc)
+        """Learn the numbering afresh (one numeracion, bounded per lane), then send."""
+        self.store.forget_next_number(claim.cuit, pdv.punto_venta, head.tipo)
+        fresh = self._learn_number(claim, pdv, head)
+        if fresh is None:
             return "resync failed"
         if fresh == head.numero and why.startswith("10016"):
             messages = json.loads(head.record.get("last_messages") or "[]")
@@ -457,7 +631,6 @@ class Sender:
             self._finish(claim, head, "rejected", {"errors": [*messages, reason]})
             self._release(claim)
             return "rejected: date order"
-        self.store.set_next_number(claim.cuit, pdv.punto_venta, head.tipo, fresh, claim.token)
         log.warning(
             "renumbering",
             extra={"cuit": claim.cuit, "job_id": head.id, "why": why, "numero": fresh},
@@ -467,7 +640,12 @@ class Sender:
     # --- records ------------------------------------------------------------------------
 
     def _log_attempt(self, claim: Claim, jobs: list[Job], exc: TusFacturasError) -> None:
-        kind = "sequence" if isinstance(exc, SequenceError) else str(exc.kind)
+        if isinstance(exc, SequenceError):
+            kind = "sequence"
+        elif isinstance(exc, UnclassifiedError):
+            kind = "unclassified"
+        else:
+            kind = str(exc.kind)
         for job in jobs:
             self.store.r.hset(
                 self.store.keys.job(job.id),

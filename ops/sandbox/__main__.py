@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+from ops.sandbox.dialect import PRESETS, Dialect, parse_dialect
 from ops.sandbox.server import run
 from ops.sandbox.state import DEFAULT_TENANTS_FILE, Faults, SandboxConfig, ar_now
 
@@ -17,6 +18,13 @@ def _quota(value: str) -> tuple[str, int]:
     if not sep or not cuit.strip() or not count.strip().isdigit():
         raise argparse.ArgumentTypeError(f"expected CUIT=N, got {value!r}")
     return cuit.strip(), int(count)
+
+
+def _dialect(value: str) -> Dialect:
+    try:
+        return parse_dialect(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _rate(value: str) -> float:
@@ -54,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a CUIT stays blocked after breaking the gap",
     )
     p.add_argument("--seed", type=int, default=None, help="RNG seed for rate-based faults")
+    p.add_argument(
+        "--dialect",
+        type=_dialect,
+        default=Dialect(),
+        help=(
+            "how to read the vendor's pages where they disagree: a preset "
+            f"({', '.join(PRESETS)}) and/or axis=value pairs, e.g. "
+            "numeracion=last,not_found=0,lotes=nested,texts=catalogue (see ops/sandbox/dialect.py)"
+        ),
+    )
     f = p.add_argument_group("faults")
     f.add_argument("--latency-ms", type=_non_negative, default=0.0)
     f.add_argument("--latency-jitter-ms", type=_non_negative, default=0.0)
@@ -71,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_rate,
         default=0.0,
         help="commit, then HTTP 200 with an HTML page instead of JSON",
+    )
+    f.add_argument(
+        "--unknown-error-after-commit-rate",
+        type=_rate,
+        default=0.0,
+        help="commit, then an error reply in words no page catalogues",
     )
     f.add_argument(
         "--hang-after-commit-ms",
@@ -127,6 +151,7 @@ def config_from_args(ns: argparse.Namespace) -> SandboxConfig:
     faults.drop_after_commit.rate = ns.drop_after_commit_rate
     faults.lotes_524.rate = ns.lotes_524_rate
     faults.garbage_after_commit.rate = ns.garbage_after_commit_rate
+    faults.unknown_error_after_commit.rate = ns.unknown_error_after_commit_rate
     return SandboxConfig(
         host=ns.host,
         port=ns.port,
@@ -135,6 +160,7 @@ def config_from_args(ns: argparse.Namespace) -> SandboxConfig:
         block_seconds=ns.block,
         faults=faults,
         seed=ns.seed,
+        dialect=ns.dialect,
     )
 
 

@@ -102,12 +102,14 @@ class SandboxProcess:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         *,
+        dialect: str = "classic",
         host: str = "127.0.0.1",
         start_timeout_seconds: float = 10.0,
     ):
         self.tenants_file = Path(tenants_file)
         self.gap_seconds = gap_seconds
         self.block_seconds = block_seconds
+        self.dialect = dialect
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.extra_args = list(extra_args or [])
@@ -140,6 +142,8 @@ class SandboxProcess:
             str(self.gap_seconds),
             "--block",
             str(self.block_seconds),
+            "--dialect",
+            self.dialect,
             *self.extra_args,
         ]
 
@@ -237,12 +241,17 @@ class SandboxProcess:
         self._request("POST", "/_sandbox/reset", {})
 
     def set_config(
-        self, gap_seconds: float | None = None, block_seconds: float | None = None
+        self,
+        gap_seconds: float | None = None,
+        block_seconds: float | None = None,
+        dialect: str | None = None,
     ) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if gap_seconds is not None:
             data["gap_seconds"] = gap_seconds
         if block_seconds is not None:
             data["block_seconds"] = block_seconds
+        if dialect is not None:
+            data["dialect"] = dialect
         result: dict[str, Any] = self._request("POST", "/_sandbox/config", data)
         return result

@@ -38,6 +38,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from ops.sandbox.dialect import Dialect, dialect_from_json
 from worker.tenants import Pdv, Tenants, UnknownPdv
 
 AR_TZ = timezone(timedelta(hours=-3), "ART")
@@ -106,6 +107,27 @@ MSG_10016 = (
     "El numero o fecha del comprobante no se corresponde con el proximo a autorizar. "
     "Consultar metodo FECompUltimoAutorizado."
 )
+# The catalogue's wording of 10016 (errores-comunes-de-arca-en-tusfacturasapp.md).
+MSG_10016_CATALOGUE = (
+    "El número o fecha del comprobante no se corresponde con el último a autorizar "
+    "(FECompUltimoAutorizado)"
+)
+# AFIP's and TusFacturas' data refusals as the catalogue and the endpoint pages word them,
+# for "AFIP rejects this invoice" under the catalogue dialect (chosen by the reference).
+MSGS_REJECTED_CATALOGUE = (
+    "Debe enviar el bloque rg_especiales con los datos que requiere el regimen informado.",
+    "El campo Condición IVA receptor no es válido para la clase de comprobante informado",
+    "Error ARCA 10041 - No existe el comprobante asociado",
+    " AFIP Factura electronica, rechazo el comprobante - ERROR: AFIP rechazo la generacion del "
+    "comprobante Cod: 0 |  AFIP Factura electronica, rechazo el comprobante - ERROR: El campo "
+    "FchServDesde no puede ser posterior al campo FchServHasta. Cod: 10032",
+    "Error al crear al cliente . No se podra generar el comprobante. Revise los datos enviados.",
+    # AFIP's generic refusal alone: no reason given, so tfq reconciles before rejecting.
+    " AFIP Factura electronica, informa el siguiente error: Cod. Error: #6661145.0 - AFIP "
+    "rechazo la generacion del comprobante",
+)
+# An error text no page catalogues: tfq must reconcile it, never guess.
+MSG_UNKNOWN = "Se produjo un inconveniente inesperado al procesar su solicitud (ref. 7731)."
 MSG_10036 = (
     "AFIP Factura electronica, informa el siguiente error: Cod. Error: #6661145.10036 - "
     "El campo FchVtoPago no puede ser anterior a la fecha del comprobante."
@@ -290,7 +312,15 @@ def _lotes_only() -> FaultSpec:
     return FaultSpec(endpoints=[LOTES])
 
 
-_SPEC_FIELDS = ("error_5xx", "rate_429", "drop_after_commit", "lotes_524", "garbage_after_commit")
+_SPEC_FIELDS = (
+    "error_5xx",
+    "rate_429",
+    "drop_after_commit",
+    "lotes_524",
+    "garbage_after_commit",
+    "unknown_error_after_commit",
+    "sequence_error",
+)
 _FLOAT_FIELDS = ("latency_ms", "latency_jitter_ms", "hang_after_commit_ms")
 
 
@@ -307,12 +337,18 @@ class Faults:
     garbage_after_commit: commit, then HTTP 200 with an HTML page instead of JSON (a proxy's
         or login page): an unreadable reply to a call that did issue.
     hang_after_commit_ms: commit, then wait this long before answering.
+    unknown_error_after_commit: commit, then answer an error reply in words no page
+        catalogues (the newest pages warn that a reported failure may have issued).
+    sequence_error: "AFIP" answers 10016 without issuing, whatever the number (a numbering
+        that cannot be made to agree: the spend guard's test).
     maintenance_until: every API request gets the maintenance shape until then.
     afip_down_until: invoicing calls get the AFIP-down error; alertas reports it.
     quota: cuit -> invoicing calls still allowed; missing = unlimited; 0 -> quota error.
     reject_ref_pattern: regex; an invoice whose external_reference matches (re.search) is
         rejected by "AFIP" (10015), its number not consumed.
     blocked_cuits: cuit -> until; set by the gap rule or explicitly.
+    cuit_errors: cuit -> an error text every invoicing call of that CUIT gets, before
+        anything is committed (one tenant's certificate, its own "AFIP is down", ...).
     """
 
     latency_ms: float = 0.0
@@ -322,12 +358,15 @@ class Faults:
     drop_after_commit: FaultSpec = field(default_factory=FaultSpec)
     lotes_524: FaultSpec = field(default_factory=_lotes_only)
     garbage_after_commit: FaultSpec = field(default_factory=FaultSpec)
+    unknown_error_after_commit: FaultSpec = field(default_factory=FaultSpec)
+    sequence_error: FaultSpec = field(default_factory=FaultSpec)
     hang_after_commit_ms: float = 0.0
     maintenance_until: datetime | None = None
     afip_down_until: datetime | None = None
     quota: dict[str, int] = field(default_factory=dict)
     reject_ref_pattern: str | None = None
     blocked_cuits: dict[str, datetime] = field(default_factory=dict)
+    cuit_errors: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -338,12 +377,15 @@ class Faults:
             "drop_after_commit": self.drop_after_commit.to_json(),
             "lotes_524": self.lotes_524.to_json(),
             "garbage_after_commit": self.garbage_after_commit.to_json(),
+            "unknown_error_after_commit": self.unknown_error_after_commit.to_json(),
+            "sequence_error": self.sequence_error.to_json(),
             "hang_after_commit_ms": self.hang_after_commit_ms,
             "maintenance_until": _iso(self.maintenance_until),
             "afip_down_until": _iso(self.afip_down_until),
             "quota": dict(self.quota),
             "reject_ref_pattern": self.reject_ref_pattern,
             "blocked_cuits": {c: _iso(u) for c, u in self.blocked_cuits.items()},
+            "cuit_errors": dict(self.cuit_errors),
         }
 
     def merge(self, data: dict[str, Any], now: datetime | None = None) -> None:
@@ -403,6 +445,14 @@ class Faults:
                         self.blocked_cuits.pop(str(cuit), None)
                     else:
                         self.blocked_cuits[str(cuit)] = when
+            elif key == "cuit_errors":
+                if not isinstance(value, dict):
+                    raise ValueError("cuit_errors must be an object cuit -> text")
+                for cuit, text in value.items():
+                    if text is None:
+                        self.cuit_errors.pop(str(cuit), None)
+                    else:
+                        self.cuit_errors[str(cuit)] = str(text)
             elif key == "block_cuit":
                 if not isinstance(value, dict) or "cuit" not in value:
                     raise ValueError("block_cuit must be {cuit, seconds}")
@@ -426,6 +476,7 @@ class SandboxConfig:
     block_seconds: float = 120.0
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None
+    dialect: Dialect = field(default_factory=Dialect)
 
 
 # --- replies and rejections -----------------------------------------------------------------
@@ -724,6 +775,7 @@ class Sandbox:
         self.config = config
         self.tenants = tenants if tenants is not None else Tenants.load(config.tenants_file)
         self._startup_gap = (config.gap_seconds, config.block_seconds)
+        self._startup_dialect = config.dialect
         self._credentials: dict[tuple[str, str, str], tuple[str, Pdv] | None] = {}
         self._cae_counter = 0  # never reset: CAEs stay unique for the life of the process
         self.faults = copy.deepcopy(config.faults)
@@ -741,6 +793,7 @@ class Sandbox:
     def reset(self) -> None:
         """Clear ledger, numbering, blocks and faults; gap/block back to their startup values."""
         self.config.gap_seconds, self.config.block_seconds = self._startup_gap
+        self.config.dialect = self._startup_dialect
         self.faults = Faults()
         self.rng = random.Random(self.config.seed)
         self.issued = []
@@ -751,10 +804,13 @@ class Sandbox:
         self._by_pdv = {}
         self._last_invoicing = {}
 
-    def set_config(self, data: dict[str, Any]) -> dict[str, float]:
-        unknown = set(data) - {"gap_seconds", "block_seconds"}
+    def set_config(self, data: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(data) - {"gap_seconds", "block_seconds", "dialect"}
         if unknown:
             raise ValueError(f"unknown config fields {sorted(unknown)}")
+        data = dict(data)
+        if "dialect" in data:
+            self.config.dialect = dialect_from_json(data.pop("dialect"))
         values = {k: float(v) for k, v in data.items()}
         if any(v < 0 for v in values.values()):
             raise ValueError("gap_seconds and block_seconds must be >= 0")
@@ -762,8 +818,26 @@ class Sandbox:
             setattr(self.config, key, value)
         return self.config_json()
 
-    def config_json(self) -> dict[str, float]:
-        return {"gap_seconds": self.config.gap_seconds, "block_seconds": self.config.block_seconds}
+    def config_json(self) -> dict[str, Any]:
+        return {
+            "gap_seconds": self.config.gap_seconds,
+            "block_seconds": self.config.block_seconds,
+            "dialect": self.config.dialect.spec(),
+        }
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.config.dialect
+
+    def _msg_10016(self) -> str:
+        return MSG_10016_CATALOGUE if self.dialect.texts == "catalogue" else MSG_10016
+
+    def _msg_rejected(self, inv: Invoice) -> str:
+        if self.dialect.texts != "catalogue":
+            return MSG_10015
+        return MSGS_REJECTED_CATALOGUE[
+            sum(map(ord, inv.external_reference)) % len(MSGS_REJECTED_CATALOGUE)
+        ]
 
     def ledger(self) -> dict[str, list[dict[str, Any]]]:
         return {"issued": self.issued, "violations": self.violations, "calls": self.calls}
@@ -915,6 +989,10 @@ class Sandbox:
         if self._afip_down(arrival):
             self._call(endpoint, cuit, arrival, "afip_down")
             return Reply(200, error_body([self._afip_down_text()], "AFIP-CAIDO", ext))
+        tenant_text = self.faults.cuit_errors.get(cuit)
+        if tenant_text is not None:
+            self._call(endpoint, cuit, arrival, "cuit_error")
+            return Reply(200, error_body([tenant_text], "", ext))
         quota = self.faults.quota.get(cuit)
         if quota is not None and quota <= 0:
             self._call(endpoint, cuit, arrival, "quota")
@@ -1041,7 +1119,7 @@ class Sandbox:
         last_numero, last_fecha = (seq[0], seq[1]) if seq else (0, None)
         if inv.numero and inv.numero != last_numero + 1:
             return Rejection(
-                MSG_10016,
+                self._msg_10016(),
                 "AFIP-10016",
                 rule="numbering",
                 detail=(
@@ -1051,7 +1129,7 @@ class Sandbox:
             )
         if last_fecha is not None and inv.fecha < last_fecha:
             return Rejection(
-                MSG_10016,
+                self._msg_10016(),
                 "AFIP-10016",
                 rule="numbering",
                 detail=(
@@ -1107,7 +1185,7 @@ class Sandbox:
             )
         pattern = self.faults.reject_ref_pattern
         if pattern is not None and re.search(pattern, inv.external_reference):
-            return Rejection(MSG_10015, "AFIP-10015")
+            return Rejection(self._msg_rejected(inv), "AFIP-10015")
         return None
 
     def _issue(self, inv: Invoice, adm: Admission, base_url: str) -> dict[str, Any]:
@@ -1209,6 +1287,10 @@ class Sandbox:
     def commit(self, adm: Admission, base_url: str) -> Reply:
         """Phase 2: AFIP checks, issue, choose the post-commit fault, ledger the call."""
         today = ar_today()
+        if self.faults.sequence_error.fires(adm.endpoint, self.rng):
+            self._call(adm.endpoint, adm.cuit, adm.arrival, "fault:sequence_error")
+            ext = adm.invoices[0].external_reference if adm.endpoint == NUEVO else ""
+            return Reply(200, error_body([self._msg_10016()], "AFIP-10016", ext))
         if adm.endpoint == NUEVO:
             reply, issued = self._commit_nuevo(adm, base_url, today)
         else:
@@ -1225,6 +1307,9 @@ class Sandbox:
             outcome = "fault:lotes_524"
         elif faults.garbage_after_commit.fires(adm.endpoint, self.rng):
             reply, outcome = Reply(200, HTML_GARBAGE), "fault:garbage_after_commit"
+        elif faults.unknown_error_after_commit.fires(adm.endpoint, self.rng):
+            reply = Reply(200, error_body([MSG_UNKNOWN], ""))
+            outcome = "fault:unknown_error_after_commit"
         elif faults.hang_after_commit_ms > 0:
             reply.post, reply.hang_seconds = "hang", faults.hang_after_commit_ms / 1000.0
             outcome = "fault:hang_after_commit"
@@ -1249,7 +1334,7 @@ class Sandbox:
             self._violation("numbering", adm.cuit, detail, adm.arrival)
             text = (
                 f"El comprobante enviado en la fila 0 (comenzando en 0) tiene el numero "
-                f"{first.numero}, pero el proximo a autorizar es {expected}. {MSG_10016} "
+                f"{first.numero}, pero el proximo a autorizar es {expected}. {self._msg_10016()} "
                 "El lote no se procesara."
             )
             return Reply(200, error_body([text], "AFIP-10016")), 0
@@ -1273,6 +1358,10 @@ class Sandbox:
             item["cae_vencimiento"] = item["vencimiento_cae"]
             results.append(item)
             issued += 1
+        if not rejected and self.dialect.lotes == "nested":
+            # The newest lotes page's success example: one level deeper.
+            nested = [{"error": "N", "errores": [], "response": results}]
+            return Reply(200, {"error": "N", "errores": [], "response": nested}), issued
         body = {"error": "S" if rejected else "N", "errores": [], "response": results}
         return Reply(200, body), issued
 
@@ -1333,7 +1422,9 @@ class Sandbox:
         comp = self._query_comp(body, pdv)
         tipo = self._tipo(comp)
         seq = self._seqs.get((cuit, pdv.punto_venta, tipo))
-        nxt = (seq[0] if seq else 0) + 1
+        last = seq[0] if seq else 0
+        # The newest page: "el último número de comprobante emitido" (0: none yet).
+        nxt = last if self.dialect.numeracion == "last" else last + 1
         return Reply(
             200,
             {
@@ -1356,7 +1447,8 @@ class Sandbox:
         stored = self._store.get((cuit, pdv.punto_venta, tipo, numero))
         if stored is None:
             raise _bad(
-                f"El comprobante {tipo} {pdv.punto_venta:05d}-{numero:08d} no existe.",
+                self.dialect.not_found_text
+                or f"El comprobante {tipo} {pdv.punto_venta:05d}-{numero:08d} no existe.",
                 "TFC-8404",
             )
         return Reply(
@@ -1399,6 +1491,8 @@ class Sandbox:
                 raise _bad("El campo comprobante.external_reference es obligatorio.")
             found = [s for s in rows if s.external_reference == ref]
         found.sort(key=lambda s: (s.fecha, s.index), reverse=True)
+        if not found and self.dialect.not_found_text:
+            raise _bad(self.dialect.not_found_text, "TFC-8404")
         page = found[pagina * limite : (pagina + 1) * limite]
         return Reply(
             200,
