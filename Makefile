@@ -45,8 +45,10 @@ test: lint
 	@url="$$($(PY) -m ops.localredis ensure)" || exit 1; \
 	TFQ_REDIS_URL="$$url" $(VENV)/bin/pytest -q; status=$$?; \
 	$(PY) -m ops.localredis stop; exit $$status
-	@# The quick chaos run: its own private Redis (with AOF), exit 1 unless every zero holds.
-	$(PY) -m ops.chaos --quick
+	@# The quick chaos run: its own private Redis (with AOF), exit 1 unless every zero holds,
+	@# with the sandbox reading the vendor's pages the older way and the newest way.
+	$(PY) -m ops.chaos --quick --dialect classic
+	$(PY) -m ops.chaos --quick --dialect newest
 
 # The whole queue on this machine: Redis (a private one if needed), the sandbox, a worker.
 demo: $(RUN_STAMP)

@@ -360,6 +360,7 @@ def report(run: Run, statuses: dict[str, int]) -> dict[str, Any]:
     finals = final_job_ids(run)
     rejected_keys = []
     attention_keys = []
+    attention_reasons: dict[str, int] = {}
     for cuit, ref in run.accepted:
         job_id = run.queue.job_id(cuit, ref)
         status = run.queue.status(job_id) if job_id else None
@@ -367,6 +368,8 @@ def report(run: Run, statuses: dict[str, int]) -> dict[str, Any]:
             rejected_keys.append((cuit, ref))
         elif status and needs_attention(status):
             attention_keys.append((cuit, ref))
+            reason = str(status.get("paused_reason"))[:160]
+            attention_reasons[reason] = attention_reasons.get(reason, 0) + 1
     result = audit(
         ledger,
         run.accepted,
@@ -405,6 +408,7 @@ def report(run: Run, statuses: dict[str, int]) -> dict[str, Any]:
         "order": result.order_violations[:10],
         "gap": result.gap_violations[:10],
         "callbacks_missing": missing_callbacks(run, finals),
+        "attention": attention_reasons,
     }
     return figures
 
@@ -479,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = execute(plan, workdir)
     details = figures.pop("details")
     print_table(figures)
+    for reason, count in details["attention"].items():
+        print(f"needing attention: {count} jobs in a lane paused with: {reason}")
     print(json.dumps(figures))
     good = ok(figures)
     if not good:

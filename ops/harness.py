@@ -57,6 +57,12 @@ def worker_env(
     return env
 
 
+_FROM_TREE = (
+    "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
+    " sys.path.insert(0, {tree!r}); sys.argv[0] = 'tfq'; from producers.cli import main; main()"
+)
+
+
 class WorkerProcess:
     """`tfq worker` as a child process (its own dispatcher included unless told not to)."""
 
@@ -68,8 +74,11 @@ class WorkerProcess:
         dispatcher: bool = True,
         log_path: Path | str | None = None,
         loglevel: str = "WARNING",
+        tree: Path | str | None = None,
     ):
+        """`tree`: run the worker code of another checkout (before/after comparisons)."""
         self.env = env
+        self.tree = Path(tree) if tree else None
         self.concurrency = concurrency
         self.dispatcher = dispatcher
         self.log_path = Path(log_path) if log_path else None
@@ -78,8 +87,13 @@ class WorkerProcess:
         self._log: IO[bytes] | None = None
 
     def start(self) -> WorkerProcess:
+        if self.tree is None:
+            entry = ["-m", "producers.cli"]
+        else:
+            # Another checkout's code: the editable install's finder would import this one's.
+            entry = ["-c", _FROM_TREE.format(tree=str(self.tree))]
         cmd = [
-            sys.executable, "-m", "producers.cli", "worker",
+            sys.executable, *entry, "worker",
             "--concurrency", str(self.concurrency),
             "--dispatcher" if self.dispatcher else "--no-dispatcher",
             "--loglevel", self.loglevel,

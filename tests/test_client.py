@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -28,6 +28,7 @@ from worker.outcomes import (
     TransientError,
     TusFacturasError,
 )
+from worker.replies import IssuedInvoice
 from worker.tenants import Pdv
 
 TODAY = argentina_today()
@@ -412,3 +413,110 @@ def test_html_page_after_commit_is_ambiguous_and_was_issued(
     with pytest.raises(AmbiguousError):
         client.nuevo(real_pdv, invoice("factura_a", "G-HTML"))
     assert issued_refs(sandbox) == ["G-HTML"]
+
+
+# --- replies in every documented shape ---------------------------------------------------
+
+# The newest lotes page's items (api-factura-electronica-api-facturacion-por-lotes.md @025a731).
+_LOTE_ITEM = {
+    "error": "N", "errores": [], "cae": "68466696512853 ", "cae_vencimiento": "26/11/2018",
+    "vencimiento_cae": "26/11/2018", "vencimiento_pago": "16/11/2018",
+    "comprobante_tipo": "FACTURA A", "comprobante_pdf_url": "https://www.dominio.com/074.pdf",
+    "comprobante_ticket_url": "https://www.dominio.com/url",
+    "micrositios": {"cliente": "https://m.example/c", "descarga": "url-del-micrositio"},
+}  # fmt: skip
+
+
+def _lote_items(first: int, refs: list[str]) -> list[dict[str, Any]]:
+    return [
+        {**_LOTE_ITEM, "comprobante_nro": f"00003-{first + i:08d}", "external_reference": ref}
+        for i, ref in enumerate(refs)
+    ]
+
+
+def _sent(first: int, refs: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"comprobante": {"punto_venta": 3, "numero": first + i, "external_reference": ref}}
+        for i, ref in enumerate(refs)
+    ]
+
+
+@pytest.mark.parametrize("shape", ["flat", "nested"])
+def test_lotes_successes_flat_and_nested(
+    canned: tuple[str, dict[str, tuple[int, str, str]]], real_pdv: Pdv, shape: str
+) -> None:
+    url, replies = canned
+    items = _lote_items(74, ["A", "B"])
+    body: dict[str, Any] = {"error": "N", "errores": [], "response": items}
+    if shape == "nested":  # the newest page's success example
+        body["response"] = [{"error": "N", "errores": [], "response": items}]
+    replies["facturacion/lotes"] = (200, JSON, json.dumps(body))
+    result = TusFacturasClient(url).lotes(real_pdv, _sent(74, ["A", "B"]))
+    assert result.first_failure is None
+    first = result.items[0]
+    assert isinstance(first, IssuedInvoice)
+    assert (first.numero, first.cae, first.ticket_url) == (
+        74,
+        "68466696512853",
+        "https://www.dominio.com/url",
+    )
+    assert first.vencimiento_pago == date(2018, 11, 16)
+    # "url-del-micrositio" is the docs' placeholder, not a link.
+    assert first.micrositios == {"cliente": "https://m.example/c"}
+
+
+def test_a_lotes_item_about_another_invoice_is_ambiguous(
+    canned: tuple[str, dict[str, tuple[int, str, str]]], real_pdv: Pdv
+) -> None:
+    url, replies = canned
+    items = _lote_items(74, ["A", "X", "C"])  # the second names another external_reference
+    items[2]["comprobante_nro"] = "00003-00000099"  # the third another number
+    replies["facturacion/lotes"] = (
+        200,
+        JSON,
+        json.dumps({"error": "N", "errores": [], "response": items}),
+    )
+    result = TusFacturasClient(url).lotes(real_pdv, _sent(74, ["A", "B", "C"]))
+    assert isinstance(result.items[0], IssuedInvoice)
+    assert isinstance(result.items[1], AmbiguousError)
+    assert "external_reference" in result.items[1].detail
+    assert isinstance(result.items[2], AmbiguousError)
+    assert "number 99" in result.items[2].detail
+
+
+def test_lookup_decides_not_found_from_structure(
+    canned: tuple[str, dict[str, tuple[int, str, str]]], real_pdv: Pdv
+) -> None:
+    url, replies = canned
+    client = TusFacturasClient(url)
+    # consulta-avanzada.md: {"rta", "error", "total", "errores", "comprobantes"}
+    replies["facturacion/consulta_avanzada"] = (
+        200, JSON, '{"rta": "OK", "error": "N", "total": 0, "errores": [], "comprobantes": []}'
+    )  # fmt: skip
+    assert client.lookup(real_pdv, "FACTURA A", 5) is None
+    replies["facturacion/consulta_avanzada"] = (
+        200, JSON, '{"error": "S", "errores": ["No se han encontrado comprobantes."]}'
+    )  # fmt: skip
+    assert client.lookup(real_pdv, "FACTURA A", 5) is None
+    # A queued or failed invoice of that number is not an issued one (status, consulta page).
+    queued = {"cliente": {}, "comprobante": {"tipo": "FACTURA A", "numero": 5, "cae": " ",
+              "status": "ENVIADO A PROCESAR - CON ERROR"}}  # fmt: skip
+    replies["facturacion/consulta_avanzada"] = (
+        200, JSON, json.dumps({"error": "N", "total": 1, "errores": [], "comprobantes": [queued]})
+    )  # fmt: skip
+    assert client.lookup(real_pdv, "FACTURA A", 5) is None
+    issued = {"cliente": {"documento_nro": "1"}, "comprobante": {
+        "tipo": "FACTURA A", "numero": 5, "cae": "65301278726386 ", "status": "EMITIDO",
+        "total": 121, "fecha": "01/12/2026"}}  # fmt: skip
+    replies["facturacion/consulta_avanzada"] = (
+        200, JSON, json.dumps({"error": "N", "total": 1, "errores": [], "comprobantes": [issued]})
+    )  # fmt: skip
+    found = client.lookup(real_pdv, "FACTURA A", 5)
+    assert found is not None
+    assert found.cae == "65301278726386"
+    # Any other error is the query's failure, never "not found" and never a rejection.
+    replies["facturacion/consulta_avanzada"] = (
+        200, JSON, '{"error": "S", "errores": ["Error interno, intente mas tarde"]}'
+    )  # fmt: skip
+    with pytest.raises(TransientError):
+        client.lookup(real_pdv, "FACTURA A", 5)

@@ -117,6 +117,57 @@ def test_account_pacing_is_shared_by_all_lanes(store: LaneStore) -> None:
     assert 0.3 < (second.value or 0) <= 0.5
 
 
+def test_queries_are_paced_with_invoicing_calls(store: LaneStore) -> None:
+    """referencia-api-afip-arca.md: a 429 is too many requests per second for the account,
+    queries included (numeracion now counts): a query takes the same slot as a send."""
+    store.enqueue([job(1), job(1, cuit=CUIT_B)])
+    claims = claim_all(store)
+    kw = {"min_interval_seconds": 0.5, "max_wait_seconds": 1.0}
+    sent = store.presend(CUIT_A, claims[CUIT_A], gap_seconds=0, jobs=[], **kw)  # type: ignore[arg-type]
+    assert sent.go
+    query = store.query_turn(CUIT_B, claims[CUIT_B], "facturacion/consulta_avanzada", **kw)  # type: ignore[arg-type]
+    assert query.verdict == "wait"
+    time.sleep(query.value or 0)
+    assert store.query_turn(CUIT_B, claims[CUIT_B], "facturacion/consulta_avanzada", **kw).go  # type: ignore[arg-type]
+
+
+def test_a_paid_query_is_counted_and_bounded_per_lane(store: LaneStore) -> None:
+    store.enqueue([job(1)])
+    token = claim_all(store)[CUIT_A]
+    kw = {
+        "min_interval_seconds": 0,
+        "max_wait_seconds": 1.0,
+        "counter": "numeracion_calls",
+        "bound": 2,
+    }
+    assert store.query_turn(CUIT_A, token, "facturacion/numeracion", **kw).go  # type: ignore[arg-type]
+    assert store.query_turn(CUIT_A, token, "facturacion/numeracion", **kw).go  # type: ignore[arg-type]
+    spent = store.query_turn(CUIT_A, token, "facturacion/numeracion", **kw)  # type: ignore[arg-type]
+    assert (spent.verdict, spent.spent_sends) == ("spent", 2)
+    assert store.refund_call(CUIT_A, token, "numeracion_calls") == 1  # a maintenance refusal
+    assert store.query_turn(CUIT_A, token, "facturacion/numeracion", **kw).go  # type: ignore[arg-type]
+    # A confirmed issue starts the count again.
+    store.set_next_number(CUIT_A, 679, "FACTURA B", 2, token, mode="confirmed")
+    assert store.query_turn(CUIT_A, token, "facturacion/numeracion", **kw).go  # type: ignore[arg-type]
+
+
+def test_presend_refuses_a_job_past_its_bound_of_sends(store: LaneStore) -> None:
+    store.enqueue([job(1), job(2)])
+    token = claim_all(store)[CUIT_A]
+    kw = {"gap_seconds": 0, "min_interval_seconds": 0, "max_wait_seconds": 1.0, "max_sends": 2}
+    batch = [(f"job{CUIT_A}1", 1, "fp"), (f"job{CUIT_A}2", 2, "fp")]
+    assert store.presend(CUIT_A, token, jobs=batch[1:], **kw).go  # type: ignore[arg-type]
+    assert store.presend(CUIT_A, token, jobs=batch[1:], **kw).go  # type: ignore[arg-type]
+    spent = store.presend(CUIT_A, token, jobs=batch, **kw)  # type: ignore[arg-type]
+    assert (spent.verdict, spent.spent_index, spent.spent_sends) == ("spent", 1, 2)
+    store.pause(CUIT_A, "spend guard: test", spent_job=f"job{CUIT_A}2")
+    store.release(CUIT_A, token, not_before=0, gap_seconds=0)
+    assert claim_all(store) == {}  # paused: nothing is claimed, nothing is sent
+    assert store.resume(CUIT_A)  # a fresh bound for the job it stopped at
+    token = claim_all(store)[CUIT_A]
+    assert store.presend(CUIT_A, token, jobs=batch, **kw).go  # type: ignore[arg-type]
+
+
 def test_release_pops_finished_head_jobs(store: LaneStore) -> None:
     store.enqueue([job(1), job(2), job(3)])
     token = claim_all(store)[CUIT_A]

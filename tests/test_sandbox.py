@@ -19,8 +19,17 @@ from aiohttp import web
 
 from ops.sandbox.__main__ import build_parser, config_from_args
 from ops.sandbox.app import create_app
+from ops.sandbox.dialect import NOT_FOUND_WORDINGS, PRESETS, parse_dialect
 from ops.sandbox.server import SandboxProcess
-from ops.sandbox.state import AR_TZ, Faults, Sandbox, SandboxConfig, expected_total
+from ops.sandbox.state import (
+    AR_TZ,
+    MSG_10016_CATALOGUE,
+    MSGS_REJECTED_CATALOGUE,
+    Faults,
+    Sandbox,
+    SandboxConfig,
+    expected_total,
+)
 
 TENANTS = Path(__file__).resolve().parent.parent / "ops" / "examples" / "tenants.toml"
 RI = "20111111112"
@@ -954,3 +963,88 @@ def test_process_started_with_fault_flags() -> None:
         res = requests.post(sb.api_url + "facturacion/nuevo", json=invoice(), timeout=5).json()
         assert "cupo" in res["errores"][0]
     assert "sandbox listening on http://127.0.0.1:" in sb.last_output
+
+
+# --- dialects: the readings of the vendor's pages (ops/sandbox/dialect.py) -----------------
+
+
+def test_dialect_parsing_presets_and_axes() -> None:
+    assert parse_dialect("newest") == PRESETS["newest"]
+    assert parse_dialect("newest,lotes=flat").lotes == "flat"
+    assert parse_dialect("numeracion=last").numeracion == "last"
+    with pytest.raises(ValueError, match="numeracion"):
+        parse_dialect("numeracion=first")
+    with pytest.raises(ValueError, match="presets"):
+        parse_dialect("oldest")
+    assert parse_dialect(PRESETS["mixed2"].spec()) == PRESETS["mixed2"]
+    ns = build_parser().parse_args(["--dialect", "newest"])
+    assert config_from_args(ns).dialect == PRESETS["newest"]
+
+
+def test_numeracion_answers_next_or_last(api: Api, sandbox: SandboxProcess) -> None:
+    # The newest page: "el último número de comprobante emitido"; older ones: the next.
+    assert api.numeracion() == 1
+    sandbox.set_config(dialect="numeracion=last")
+    assert api.numeracion() == 0
+    api.nuevo(invoice(ref="N1"))
+    assert api.numeracion() == 1
+    sandbox.set_config(dialect="classic")
+    assert api.numeracion() == 2
+    assert sandbox.set_config()["dialect"] == PRESETS["classic"].spec()
+
+
+@pytest.mark.parametrize("wording", range(len(NOT_FOUND_WORDINGS)))
+def test_not_found_in_each_wording(api: Api, sandbox: SandboxProcess, wording: int) -> None:
+    sandbox.set_config(dialect=f"not_found={wording}")
+    consulta = {**RI_3, "comprobante": {"tipo": "FACTURA B", "operacion": "V",
+                                         "punto_venta": 3, "numero": 5}}  # fmt: skip
+    data = api.post("facturacion/consulta", consulta).json()
+    assert (data["error"], data["errores"]) == ("S", [NOT_FOUND_WORDINGS[wording]])
+    avanzada = {**RI_3, "busqueda_tipo": "TN", "comprobante": {
+        "tipo": "FACTURA B", "numero_desde": 5, "numero_hasta": 5}}  # fmt: skip
+    data = api.post("facturacion/consulta_avanzada", avanzada).json()
+    assert (data["error"], data["errores"]) == ("S", [NOT_FOUND_WORDINGS[wording]])
+    sandbox.set_config(dialect="not_found=empty")
+    data = api.post("facturacion/consulta_avanzada", avanzada).json()
+    assert (data["error"], data["total"], data["comprobantes"]) == ("N", 0, [])
+
+
+def test_lotes_success_nested_one_level_deeper(api: Api, sandbox: SandboxProcess) -> None:
+    # The newest lotes page's success example: response: [{error, errores, response: [...]}].
+    sandbox.set_config(dialect="lotes=nested")
+    res = api.lotes([lote_item(1, "L1"), lote_item(2, "L2")])
+    assert res["error"] == "N"
+    (outer,) = res["response"]
+    assert outer["error"] == "N"
+    assert [r["comprobante_nro"] for r in outer["response"]] == ["00003-00000001", "00003-00000002"]
+    # A partial failure keeps the flat shape of every error example.
+    sandbox.set_faults(reject_ref_pattern="^L4$")
+    res = api.lotes([lote_item(3, "L3"), lote_item(4, "L4")])
+    assert [r["error"] for r in res["response"]] == ["N", "S"]
+
+
+def test_catalogue_texts(api: Api, sandbox: SandboxProcess) -> None:
+    sandbox.set_config(dialect="texts=catalogue")
+    api.nuevo(invoice(ref="C1"))
+    data = api.nuevo(invoice(ref="C2", numero=5))
+    assert data["errores"] == [MSG_10016_CATALOGUE]
+    sandbox.set_faults(reject_ref_pattern="^C3$")
+    data = api.nuevo(invoice(ref="C3"))
+    assert data["errores"][0] in MSGS_REJECTED_CATALOGUE
+    sandbox.set_faults(reject_ref_text="Debe enviar el bloque cliente completo.")
+    assert api.nuevo(invoice(ref="C3"))["errores"] == ["Debe enviar el bloque cliente completo."]
+
+
+def test_faults_of_the_dialect_tests(api: Api, sandbox: SandboxProcess) -> None:
+    sandbox.set_faults(unknown_error_after_commit={"next": 1})
+    data = api.nuevo(invoice(ref="U1"))
+    assert data["error"] == "S"
+    assert [i["external_reference"] for i in sandbox.ledger()["issued"]] == ["U1"]  # issued
+    sandbox.set_faults(sequence_error={"next": 1})
+    data = api.nuevo(invoice(ref="U2"))
+    assert "10016" in data["errores"][0]
+    assert len(sandbox.ledger()["issued"]) == 1  # not issued
+    sandbox.set_faults(cuit_errors={RI: "Java.null.pointer"})
+    assert api.nuevo(invoice(ref="U3"))["errores"] == ["Java.null.pointer"]
+    sandbox.set_faults(cuit_errors={RI: None})
+    assert api.nuevo(invoice(ref="U3"))["error"] == "N"

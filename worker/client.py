@@ -134,6 +134,9 @@ class TusFacturasClient:
         self.session.headers.update(
             {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "tfq"}
         )
+        # The HTTP Date of the last reply, for `tfq doctor`'s clock check (the last of any
+        # thread's: a diagnostic, not a per-call value).
+        self.last_reply_date: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TusFacturasClient:
@@ -304,6 +307,11 @@ class TusFacturasClient:
             return []
         raise TransientError("consulta_avanzada reply without a list of comprobantes")
 
+    def raw_query(self, pdv: Pdv, endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A query's JSON reply as the API wrote it, error replies included (diagnostics:
+        what an account's wordings are). Transport and HTTP failures still raise."""
+        return self._call(endpoint, pdv, payload, raise_on_error=False)
+
     def estado_servicios(self, pdv: Pdv) -> ServiceStatus:
         """AFIP/ARCA and platform health (`estado_servicios/alertas`)."""
         body = self._call(ALERTAS, pdv, {}, raise_on_error=False)
@@ -380,6 +388,7 @@ class TusFacturasClient:
             raise unknown(f"{endpoint}: {type(exc).__name__} while reading the reply") from None
 
         status = response.status_code
+        self.last_reply_date = response.headers.get("Date")
         body = _json_object(response)
         if status == 429:
             raise RateLimitedError(

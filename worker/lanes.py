@@ -36,6 +36,7 @@ SCRIPTS = (
     "query",
     "sighting",
     "lift_sightings",
+    "tally",
 )
 
 
@@ -182,6 +183,10 @@ class LaneStore:
         if res[0] == "spent":
             return Presend("spent", spent_sends=int(res[1]))
         return Presend(res[0], float(res[1]) if len(res) > 1 else None)
+
+    def refund_call(self, cuit: str, token: str, counter: str) -> int:
+        """Take one call back from a lane's count (a maintenance refusal was not billed)."""
+        return int(self.run_script("tally", cuit, token, counter))
 
     def outage_sighting(self, cuit: str, window_seconds: float) -> int:
         """Record that `cuit` saw an outage; how many CUITs saw one within the window."""

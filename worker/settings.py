@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # does a lane that asked `numeracion` (billed on the newest pages) this often since
     # its last confirmed issue. A resume grants a fresh bound.
     max_sends_per_job: int = Field(10, ge=1)
-    max_numeracion_per_lane: int = Field(3, ge=1)
+    max_numeracion_per_lane: int = Field(5, ge=1)
     # "AFIP is down" on one CUIT's call may be that CUIT's certificate or account: every
     # lane waits only once this many CUITs saw it within AFIP's 12-minute window (or on
     # a global signal: maintenance, estado_servicios/alertas).

@@ -57,6 +57,7 @@ PRESEND_MAX_WAIT_SECONDS = 2.0
 # free queries look from max(N, 1) upwards for the first number not issued. More than
 # this many issued numbers above N means the numbering is not what either reading says.
 NUMBER_PROBES = 3
+NUMERACION_COUNTER = "numeracion_calls"  # a lane's numeracion calls since its last issue
 
 
 def backoff_seconds(failures: int) -> float:
@@ -276,6 +277,9 @@ class Sender:
             try:
                 asked = self.client.numeracion(pdv, tipo)
             except TusFacturasError as exc:
+                if isinstance(exc, ServiceDownError) and exc.scope == "global":
+                    # Maintenance refuses every request unprocessed: not a call spent.
+                    self.store.refund_call(claim.cuit, claim.token, NUMERACION_COUNTER)
                 self._on_failure(claim, [], exc)
                 return None
             self.store.set_next_number(claim.cuit, pv, tipo, asked, claim.token, mode="asked")
@@ -326,7 +330,7 @@ class Sender:
                 endpoint,
                 min_interval_seconds=self.min_interval,
                 max_wait_seconds=PRESEND_MAX_WAIT_SECONDS,
-                counter="numeracion_calls" if paid else "",
+                counter=NUMERACION_COUNTER if paid else "",
                 bound=self.settings.max_numeracion_per_lane if paid else 0,
             )
             if turn.go:

@@ -346,6 +346,7 @@ class Faults:
     quota: cuit -> invoicing calls still allowed; missing = unlimited; 0 -> quota error.
     reject_ref_pattern: regex; an invoice whose external_reference matches (re.search) is
         rejected by "AFIP" (10015), its number not consumed.
+    reject_ref_text: the text of that refusal (default: the dialect's).
     blocked_cuits: cuit -> until; set by the gap rule or explicitly.
     cuit_errors: cuit -> an error text every invoicing call of that CUIT gets, before
         anything is committed (one tenant's certificate, its own "AFIP is down", ...).
@@ -365,6 +366,7 @@ class Faults:
     afip_down_until: datetime | None = None
     quota: dict[str, int] = field(default_factory=dict)
     reject_ref_pattern: str | None = None
+    reject_ref_text: str | None = None
     blocked_cuits: dict[str, datetime] = field(default_factory=dict)
     cuit_errors: dict[str, str] = field(default_factory=dict)
 
@@ -384,6 +386,7 @@ class Faults:
             "afip_down_until": _iso(self.afip_down_until),
             "quota": dict(self.quota),
             "reject_ref_pattern": self.reject_ref_pattern,
+            "reject_ref_text": self.reject_ref_text,
             "blocked_cuits": {c: _iso(u) for c, u in self.blocked_cuits.items()},
             "cuit_errors": dict(self.cuit_errors),
         }
@@ -436,6 +439,8 @@ class Faults:
                     except re.error as exc:
                         raise ValueError(f"reject_ref_pattern: {exc}") from None
                 self.reject_ref_pattern = pattern
+            elif key == "reject_ref_text":
+                self.reject_ref_text = None if value is None else str(value)
             elif key == "blocked_cuits":
                 if not isinstance(value, dict):
                     raise ValueError("blocked_cuits must be an object cuit -> until")
@@ -1185,7 +1190,7 @@ class Sandbox:
             )
         pattern = self.faults.reject_ref_pattern
         if pattern is not None and re.search(pattern, inv.external_reference):
-            return Rejection(self._msg_rejected(inv), "AFIP-10015")
+            return Rejection(self.faults.reject_ref_text or self._msg_rejected(inv), "AFIP-10015")
         return None
 
     def _issue(self, inv: Invoice, adm: Admission, base_url: str) -> dict[str, Any]:
