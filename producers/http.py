@@ -370,8 +370,18 @@ class JobResult(BaseModel):
     tipo: str | None = None
     punto_venta: int | None = None
     numero: int | None = None
-    pdf_url: str | None = None
+    pdf_url: str | None = Field(None, description="valid only on the day it was returned")
+    ticket_url: str | None = None
     afip_qr: str | None = None
+    vencimiento_pago: str | None = None
+    requiere_fec: bool | None = None
+    micrositios: dict[str, str] = Field(
+        default_factory=dict, description="the permanent micrositio links, when enabled"
+    )
+    unchecked_fields: list[str] = Field(
+        default_factory=list,
+        description="invoice fields tfq passed to the API unchanged, without checking them",
+    )
     errors: list[dict[str, Any]] = Field(default_factory=list)
     attempts: int = 0
     test_mode: bool = False

@@ -578,13 +578,13 @@ class Sender:
             if self.store.now() < settle_at:
                 self._release(claim, not_before=settle_at)
                 return "waiting for the unknown attempt to settle"
+        if not self._query_turn(claim, CONSULTA_AVANZADA, head):
+            return "reconcile deferred"
         reconciles = int(head.record.get("reconciles") or 0) + 1
         self.store.transition(
             claim.cuit, claim.token, head.id, "unknown", {"reconciles": reconciles}
         )
         payload = head.payload(head.numero)
-        if not self._query_turn(claim, CONSULTA_AVANZADA, head):
-            return "reconcile deferred"
         try:
             found = self.client.lookup(pdv, head.tipo, head.numero)
         except TusFacturasError as exc:
