@@ -23,7 +23,6 @@ from `--worker-tree`, so a worker from before a change runs against today's sand
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import subprocess
 import sys
@@ -35,21 +34,20 @@ from typing import Any
 
 import redis
 
-from ops.examples import load_example
+from ops.examples import factura_b_jobs
 from ops.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from ops.localredis import free_port, start_private, stop_pid
 from ops.sandbox.server import SandboxProcess
 from ops.sandbox.state import MSGS_REJECTED_CATALOGUE
 from ops.tenantgen import REAL_PDV, make_cuits, write_tenants
 from producers.client import InvoiceQueue
-from worker.models import argentina_today
 
 GAP = 0.5
 
 # The three refused-at-intake cases of the issue, as tfq's validate_envelope sees them.
 INTAKE_PROBE = r"""
 import copy, json, sys
-from ops.examples import load_example
+from ops.examples import factura_b_jobs
 from worker.models import argentina_today, validate_envelope
 from worker.errors import InvalidJob
 base = load_example("factura_b", argentina_today())
@@ -78,15 +76,7 @@ print(json.dumps({"cases": len(cases), "refused": len(refused), "why": refused})
 
 
 def jobs(cuit: str, count: int, tag: str) -> list[dict[str, Any]]:
-    base = load_example("factura_b", argentina_today())
-    out = []
-    for i in range(count):
-        env = copy.deepcopy(base)
-        env["cuit"] = cuit
-        env["invoice"]["comprobante"]["punto_venta"] = REAL_PDV
-        env["invoice"]["comprobante"]["external_reference"] = f"{tag}-{cuit[-5:]}-{i:03d}"
-        out.append(env)
-    return out
+    return factura_b_jobs(cuit, count, pdv=REAL_PDV, tag=tag)
 
 
 class Scene:

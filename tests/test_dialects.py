@@ -16,7 +16,6 @@ failures of issue 8 are here, each in the dialect that shows it:
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 import redis
 
-from ops.examples import load_example
+from ops.examples import factura_b_jobs
 from ops.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from ops.sandbox.dialect import PRESETS
 from ops.sandbox.server import SandboxProcess
@@ -38,7 +37,6 @@ from worker.client import TusFacturasClient
 from worker.keys import Keys
 from worker.lanes import LaneStore
 from worker.metrics import queue_registry
-from worker.models import argentina_today
 from worker.tenants import Tenants
 
 GAP = 0.2
@@ -136,15 +134,7 @@ def run(
 
 
 def jobs(cuit: str, count: int, *, pdv: int = REAL_PDV, tag: str = "J") -> list[dict[str, Any]]:
-    base = load_example("factura_b", argentina_today())
-    out = []
-    for i in range(count):
-        env = copy.deepcopy(base)
-        env["cuit"] = cuit
-        env["invoice"]["comprobante"]["punto_venta"] = pdv
-        env["invoice"]["comprobante"]["external_reference"] = f"{tag}-{cuit[-4:]}-{pdv}-{i:03d}"
-        out.append(env)
-    return out
+    return factura_b_jobs(cuit, count, pdv=pdv, tag=tag)
 
 
 def issue_outside_tfq(run: Run, cuit: str, count: int) -> list[tuple[str, str]]:
@@ -389,3 +379,21 @@ def test_an_unknown_error_after_the_invoice_was_issued_is_found_not_resent(run: 
     result = audit(run.sandbox.ledger(), run.submitted, gap_seconds=GAP)
     assert result.clean, result
     assert len(run.calls("facturacion/nuevo")) == 3
+
+
+@ONE_DIALECT
+def test_an_unknown_error_on_a_whole_batch_sends_again_what_was_not_issued(run: Run) -> None:
+    """A batch's unknown answer says nothing of each invoice. After a partial batch (the
+    second invoice refused, so "AFIP" stops there), the ones found are issued and the
+    others are sent again: the refused one is refused again, the rest issued."""
+    cuit = CUITS[1]
+    run.sandbox.set_faults(reject_ref_pattern=r"^BAD-", unknown_error_after_commit={"next": 1})
+    envelopes = jobs(cuit, 1, tag="G1") + jobs(cuit, 1, tag="BAD") + jobs(cuit, 3, tag="G3")
+    with run.worker():
+        run.submit(envelopes)
+        results = run.wait_final()
+    assert [r["status"] for r in results] == ["issued", "rejected", "issued", "issued", "issued"]
+    assert [r["numero"] for r in results if r["status"] == "issued"] == [1, 2, 3, 4]
+    bad = [(cuit, envelopes[1]["invoice"]["comprobante"]["external_reference"])]
+    result = audit(run.sandbox.ledger(), run.submitted, gap_seconds=GAP, excused=bad)
+    assert result.clean, result

@@ -13,10 +13,15 @@ invalid or unknown). For each one:
   400, as `application/problem+json` with paths for refusals, never 500, never a trace;
 - a real worker and the sandbox: no call and no invoice for a refused job.
 
-Nine defects these tests found are fixed; each keeps a minimal reproduction below
-(BUG-1 .. BUG-9) as a regression test, and the property runs cover their inputs again.
+Fields an API block does not know pass through to the API and are listed in the job's
+`unchecked_fields`, unless they misspell a known field or are credentials (refused at
+their path): every verdict also checks that list, and the hint, against the model.
+
+Eleven defects these tests found are fixed; each keeps a minimal reproduction below
+(BUG-1 .. BUG-11) as a regression test, and the property runs cover their inputs again.
 A newly found one goes into `OPEN_BUGS` (kept out of the property runs) with a strict xfail
-reproduction, so its fix shows up as an XPASS: then drop the mark and the entry.
+reproduction, so its fix shows up as an XPASS: then drop the mark and the entry. None is
+open.
 """
 
 from __future__ import annotations
@@ -49,7 +54,9 @@ from tests.hostile_strategies import (
     Hostile,
     envelopes,
     get,
+    path_text,
     string_values,
+    unknown_keys,
 )
 from tests.test_http import serving
 from worker.errors import FieldError, InvalidJob
@@ -193,15 +200,44 @@ class Outcome:
     errors: list[FieldError]
 
 
+def hint(field: str) -> str:
+    return f"unknown field: did you mean '{field}'?"
+
+
+def check_unknown_keys(h: Hostile, outcome: Outcome, unchecked: list[str]) -> None:
+    """Unknown keys of API blocks, against the model: an accepted job lists every one
+    passed through (and has none misspelt); a refusal names every misspelt key with its
+    hint and every credential by its path (unless it is the one for text that is not
+    UTF-8, which stands alone)."""
+    where = h.describe()
+    keys = unknown_keys(h.value)
+    if outcome.valid:
+        assert not keys.refused, (where, keys.refused)
+        expected = sorted(path_text(p) for p, _ in keys.passed)
+        assert sorted(unchecked) == expected, (where, unchecked)
+        return
+    if [e.reason for e in outcome.errors] == ["not valid UTF-8 text"]:
+        return
+    paths = [e.path for e in outcome.errors]
+    for path, field in keys.refused:
+        text = path_text(path)
+        if field is None:
+            assert text in paths, (where, text, "credential not named")
+        else:
+            assert FieldError(text, hint(field)) in outcome.errors, (where, text, field)
+
+
 def reference(h: Hostile) -> Outcome:
     """`validate_envelope` on one envelope, with the verdict and the invariants checked."""
+    unchecked: list[str] = []
     try:
-        validate_envelope(h.value)
+        unchecked = validate_envelope(h.value).unchecked_fields
     except InvalidJob as exc:
         outcome = Outcome(False, exc.errors)
         check_refusal(h, exc.errors)
     else:
         outcome = Outcome(True, [])
+    check_unknown_keys(h, outcome, unchecked)
     if h.expect != "unknown":
         assert outcome.valid == (h.expect == "valid"), (
             f"expected {h.expect}: {h.describe()}",
@@ -634,7 +670,86 @@ def test_bug5_an_unknown_key_is_named_by_its_path(key: str) -> None:
     assert "" not in [e.path for e in refusal(env)]
     env = example("factura_b")
     env["invoice"]["cliente"][key] = 1
-    assert "invoice.cliente" not in [e.path for e in refusal(env)]
+    path = path_text(("invoice", "cliente", key))
+    if key == "\ud800":  # not a key JSON can send on as UTF-8: refused, by its path
+        assert [e.path for e in refusal(env)] == [path]
+    else:  # passes through, listed by its path
+        assert validate_envelope(env).unchecked_fields == [path]
+
+
+# Unknown keys of API blocks: passed through (listed) unless they misspell a known field of
+# their block (difflib, cutoff 0.85) or are credentials, at any depth.
+CLIENTE = ("invoice", "cliente")
+ITEM = ("invoice", "comprobante", "detalle", 1)
+PRODUCTO = (*ITEM, "producto")
+TRIBUTO = ("invoice", "comprobante", "tributos", 0)
+ASOCIADO = ("invoice", "comprobante", "comprobantes_asociados", 0)
+RG = ("invoice", "comprobante", "rg_especiales")
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "key", "field"),
+    [
+        ("factura_b", CLIENTE, "razon_socail", "razon_social"),
+        ("factura_b", CLIENTE, "documento_nr", "documento_nro"),
+        ("factura_b", ("invoice",), "client", "cliente"),
+        ("factura_b", ("invoice", "comprobante"), "external-reference", "external_reference"),
+        ("factura_b", ("invoice", "comprobante"), "detalle ", "detalle"),
+        ("factura_b", ITEM, "cantidadd", "cantidad"),
+        ("factura_b", PRODUCTO, "precio_unitario_sin_ivaa", "precio_unitario_sin_iva"),
+        ("factura_a", TRIBUTO, "regimenn", "regimen"),
+        ("nota_credito_b", ASOCIADO, "comprobante_fech", "comprobante_fecha"),
+        ("nota_credito_fce_a", (*RG, "datos", 0), "valr", "valor"),
+    ],
+)
+def test_a_misspelt_field_is_refused_at_its_path_with_a_hint(
+    name: str, where: tuple[str | int, ...], key: str, field: str
+) -> None:
+    env = example(name)
+    get(env, where)[key] = 1
+    assert refusal(env) == [FieldError(path_text((*where, key)), hint(field))]
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "key"),
+    [
+        ("factura_b", CLIENTE, "Total"),
+        ("factura_b", CLIENTE, "apiKey"),  # not a credential's name: names are exact
+        ("factura_b", ("invoice",), "numero_factura"),
+        ("factura_b", ITEM, "incluir_lista_precios_venta"),
+        ("factura_b", PRODUCTO, "zz.dotted"),
+        ("factura_a", TRIBUTO, "codigo_afip"),
+        ("nota_credito_b", ASOCIADO, "CUIT"),
+        ("nota_credito_fce_a", RG, "extra"),
+    ],
+)
+def test_an_unknown_field_passes_through_and_is_listed(
+    queue: InvoiceQueue, name: str, where: tuple[str | int, ...], key: str
+) -> None:
+    env = example(name, f"PASS-{secrets.token_hex(4)}")
+    get(env, where)[key] = {"any": ["json", 1]}
+    path = path_text((*where, key))
+    job = validate_envelope(env)
+    assert job.unchecked_fields == [path]
+    assert get(job.invoice_body(), (*where[1:], key)) == {"any": ["json", 1]}
+    report = queue.submit_many([env])
+    assert [i for i, _ in report.accepted] == [0]
+
+
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [("factura_b", CLIENTE), ("factura_b", PRODUCTO), ("factura_a", TRIBUTO), ("factura_b", ())],
+)
+@pytest.mark.parametrize("credential", ["apikey", "apitoken", "usertoken"])
+def test_credentials_are_refused_at_any_depth(
+    name: str, where: tuple[str | int, ...], credential: str
+) -> None:
+    env = example(name)
+    secret = "sk_" + secrets.token_hex(12)
+    get(env, where)[credential] = secret
+    errors = refusal(env)
+    assert path_text((*where, credential)) in [e.path for e in errors]
+    assert not any(secret in str(e) for e in errors)
 
 
 BUG_6 = (
@@ -732,3 +847,40 @@ def test_bug9_fex_that_is_not_plain_json_is_refused_not_a_crash(
     assert [e["path"] for e in result["errors"]] == ["invoice.comprobante.fex"]
     report = queue.submit_many([env])
     assert [i for i, _ in report.refused] == [0]
+
+
+# --- BUG-10, BUG-11: found by the pass-through rules, fixed ------------------------------
+
+
+# BUG-10: a field an API block does not know passed through unchecked, but its value was
+# not checked as plain JSON as fex and metadata are: a lone surrogate or nesting deeper than
+# pydantic serializes passed validate_envelope, then pack_envelope raised
+# PydanticSerializationError (submit_many crashed, the whole batch); NaN was sent as null.
+
+
+@pytest.mark.parametrize(
+    "value", ["a\ud800", _deep_dict(300), math.nan], ids=["surrogate", "deep", "nan"]
+)
+def test_bug10_an_unknown_field_that_is_not_plain_json_is_refused(
+    queue: InvoiceQueue, value: Any
+) -> None:
+    env = example("factura_b", f"BUG10-{secrets.token_hex(4)}")
+    env["invoice"]["cliente"]["zz"] = value
+    report = queue.submit_many([env, example("factura_c", f"BUG10-OK-{secrets.token_hex(4)}")])
+    assert [i for i, _ in report.accepted] == [1]
+    ((index, errors),) = report.refused
+    assert index == 0
+    assert [e.path for e in errors] == ["invoice.cliente.zz"]
+
+
+# BUG-11: worker.models.unknown_fields read a dict where a list of blocks belongs (detalle,
+# tributos, comprobantes_asociados...) as the list's item 0: a misspelt or credential key in
+# it was refused at `invoice.comprobante.detalle[0].<key>`, a path not in the input.
+
+
+@pytest.mark.parametrize("key", ["cantidadd", "apikey"])
+def test_bug11_a_refusal_under_a_dict_for_a_list_names_a_real_path(key: str) -> None:
+    env = example("factura_b")
+    env["invoice"]["comprobante"]["detalle"] = {key: 1}
+    for e in refusal(env):
+        assert e.path in ("invoice.comprobante.detalle", f"invoice.comprobante.detalle.{key}")

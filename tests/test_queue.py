@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from ops.examples import load_example
+from ops.examples import factura_b_jobs
 from ops.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from ops.sandbox.server import SandboxProcess
 from ops.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
@@ -109,16 +109,7 @@ def run(afip: SandboxProcess, tenants_path: Path, redis_url: str, tmp_path: Path
 
 
 def jobs(cuit: str, count: int, *, pdv: int = TEST_PDV, tag: str = "J") -> list[dict[str, Any]]:
-    base = load_example("factura_b", argentina_today())
-    out = []
-    for i in range(count):
-        env = copy.deepcopy(base)
-        env["cuit"] = cuit
-        comp = env["invoice"]["comprobante"]
-        comp["punto_venta"] = pdv
-        comp["external_reference"] = f"{tag}-{cuit[-4:]}-{pdv}-{i:03d}"
-        out.append(env)
-    return out
+    return factura_b_jobs(cuit, count, pdv=pdv, tag=tag)
 
 
 def interleave(*groups: list[dict[str, Any]]) -> list[dict[str, Any]]:

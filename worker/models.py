@@ -792,23 +792,56 @@ def unknown_fields(
             continue
         where = format_loc((*loc, key))
         if key in model.model_fields:
-            block, is_list = _block_model(model.model_fields[key].annotation)
-            if block is None:
+            if key in FREE_FORM_FIELDS:
+                refused += _credentials_inside(value, (*loc, key))
                 continue
-            items = value if is_list and isinstance(value, list) else [value]
+            block, is_list = _block_model(model.model_fields[key].annotation)
+            if block is None or (is_list and not isinstance(value, list)):
+                continue  # not a block, or the wrong type: pydantic names it
+            items = value if is_list else [value]
             for i, item in enumerate(items):
                 u, r = unknown_fields(block, item, (*loc, key, i) if is_list else (*loc, key))
                 unchecked += u
                 refused += r
         elif key in CREDENTIAL_FIELDS:
             refused.append(FieldError(where, "credentials do not belong in a job"))
+        elif close := difflib.get_close_matches(key, known, n=1, cutoff=MISSPELLING_CUTOFF):
+            refused.append(FieldError(where, f"unknown field: did you mean '{close[0]}'?"))
         else:
-            close = difflib.get_close_matches(key, known, n=1, cutoff=MISSPELLING_CUTOFF)
-            if close:
-                refused.append(FieldError(where, f"unknown field: did you mean '{close[0]}'?"))
-            else:
+            # Passed to the API unchanged, so stored and sent: plain JSON, no credentials.
+            try:
+                plain_json(value)
+            except ValueError as exc:
+                refused.append(FieldError(where, str(exc)))
+                continue
+            found = _credentials_inside(value, (*loc, key))
+            refused += found
+            if not found:
                 unchecked.append(where)
     return unchecked, refused
+
+
+# Blocks the API takes as free-form JSON (checked as plain JSON by their own validators).
+FREE_FORM_FIELDS = frozenset({"fex"})
+
+
+def _credentials_inside(value: Any, loc: tuple[int | str, ...]) -> list[FieldError]:
+    """Credential names at any depth of a free-form value: they would be stored and sent."""
+    found: list[FieldError] = []
+    stack: list[tuple[Any, tuple[int | str, ...]]] = [(value, loc)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if key in CREDENTIAL_FIELDS:
+                    found.append(
+                        FieldError(format_loc((*where, key)), "credentials do not belong in a job")
+                    )
+                elif len(where) - len(loc) < MAX_JSON_DEPTH:
+                    stack.append((item, (*where, str(key))))
+        elif isinstance(node, list) and len(where) - len(loc) < MAX_JSON_DEPTH:
+            stack.extend((item, (*where, i)) for i, item in enumerate(node))
+    return found
 
 
 def validate_envelope(

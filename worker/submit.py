@@ -646,7 +646,9 @@ class Sender:
     def _log_attempt(self, claim: Claim, jobs: list[Job], exc: TusFacturasError) -> None:
         if isinstance(exc, SequenceError):
             kind = "sequence"
-        elif isinstance(exc, UnclassifiedError):
+        elif isinstance(exc, UnclassifiedError) and len(jobs) == 1:
+            # One invoice's unknown answer: reconciled, then rejected with it unless found.
+            # A whole batch's says nothing of each invoice: those not found are sent again.
             kind = "unclassified"
         else:
             kind = str(exc.kind)

@@ -7,15 +7,17 @@ number of days, keeping each invoice's own date relations intact.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 EXAMPLES_DIR = Path(__file__).parent
 EXAMPLES_DATE = date(2026, 11, 20)
 _DATE_RE = re.compile(r"^\d{2}/\d{2}/\d{4}$")
+_ARGENTINA = timezone(timedelta(hours=-3))
 
 
 def example_names() -> list[str]:
@@ -45,3 +47,18 @@ def load_example(name: str, today: date | None = None) -> dict[str, Any]:
 def load_examples(today: date | None = None) -> dict[str, dict[str, Any]]:
     """Every example envelope by name, dated around `today` when given."""
     return {name: load_example(name, today) for name in example_names()}
+
+
+def factura_b_jobs(cuit: str, count: int, *, pdv: int, tag: str) -> list[dict[str, Any]]:
+    """`count` Factura B envelopes for `cuit` at `pdv`, dated today (Argentina), with the
+    external references `{tag}-{last 4 of the CUIT}-{pdv}-{i:03d}`."""
+    base = load_example("factura_b", datetime.now(_ARGENTINA).date())
+    out = []
+    for i in range(count):
+        env = copy.deepcopy(base)
+        env["cuit"] = cuit
+        comp = env["invoice"]["comprobante"]
+        comp["punto_venta"] = pdv
+        comp["external_reference"] = f"{tag}-{cuit[-4:]}-{pdv}-{i:03d}"
+        out.append(env)
+    return out
