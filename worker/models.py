@@ -8,6 +8,7 @@ identification), and refuses with every field path and reason at once per stage.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from datetime import date, datetime, timedelta
@@ -778,6 +779,12 @@ def _block_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
     return None, False
 
 
+@functools.cache
+def _fields_of(model: type[BaseModel]) -> dict[str, tuple[type[BaseModel] | None, bool]]:
+    """Each field of `model`: the block model it holds, and whether a list of them."""
+    return {name: _block_model(f.annotation) for name, f in model.model_fields.items()}
+
+
 def unknown_fields(
     model: type[BaseModel], data: Any, loc: tuple[int | str, ...]
 ) -> tuple[list[str], list[FieldError]]:
@@ -786,26 +793,28 @@ def unknown_fields(
     refused: list[FieldError] = []
     if not isinstance(data, dict):
         return unchecked, refused
-    known = list(model.model_fields)
+    fields = _fields_of(model)
     for key, value in data.items():
         if not isinstance(key, str):
             continue
-        where = format_loc((*loc, key))
-        if key in model.model_fields:
+        known = fields.get(key)
+        if known is not None:
+            block, is_list = known
             if key in FREE_FORM_FIELDS:
                 refused += _credentials_inside(value, (*loc, key))
-                continue
-            block, is_list = _block_model(model.model_fields[key].annotation)
-            if block is None or (is_list and not isinstance(value, list)):
-                continue  # not a block, or the wrong type: pydantic names it
-            items = value if is_list else [value]
-            for i, item in enumerate(items):
-                u, r = unknown_fields(block, item, (*loc, key, i) if is_list else (*loc, key))
-                unchecked += u
-                refused += r
-        elif key in CREDENTIAL_FIELDS:
+            elif block is not None and (not is_list or isinstance(value, list)):
+                # (a wrong type is left to pydantic, which names it)
+                items = value if is_list else [value]
+                for i, item in enumerate(items):
+                    sub = (*loc, key, i) if is_list else (*loc, key)
+                    u, r = unknown_fields(block, item, sub)
+                    unchecked += u
+                    refused += r
+            continue
+        where = format_loc((*loc, key))
+        if key in CREDENTIAL_FIELDS:
             refused.append(FieldError(where, "credentials do not belong in a job"))
-        elif close := difflib.get_close_matches(key, known, n=1, cutoff=MISSPELLING_CUTOFF):
+        elif close := difflib.get_close_matches(key, list(fields), n=1, cutoff=MISSPELLING_CUTOFF):
             refused.append(FieldError(where, f"unknown field: did you mean '{close[0]}'?"))
         else:
             # Passed to the API unchanged, so stored and sent: plain JSON, no credentials.

@@ -134,7 +134,8 @@ class UnclassifiedError(AmbiguousError):
 #
 # Every rule names the vendor page it comes from (`vousys/tusfacturas-api`), and
 # `tests/vendor/error_catalogue.json` holds each documented text with its expected class.
-# Rules are tried in order; the first that matches decides.
+# One text gets the class of the first rule it matches; a reply with several texts gets
+# the most telling of their classes (`_PRECEDENCE`).
 
 _VENTAS = "api-factura-electronica-afip-facturacion-ventas/"
 CATALOGUE = _VENTAS + "errores-comunes-de-arca-en-tusfacturasapp.md"
