@@ -520,3 +520,19 @@ def test_lookup_decides_not_found_from_structure(
     )  # fmt: skip
     with pytest.raises(TransientError):
         client.lookup(real_pdv, "FACTURA A", 5)
+
+
+def test_a_nuevo_success_about_another_invoice_is_ambiguous(
+    canned: tuple[str, dict[str, tuple[int, str, str]]], real_pdv: Pdv
+) -> None:
+    url, replies = canned
+    reply = {**_LOTE_ITEM, "comprobante_nro": "00003-00000075", "external_reference": "A"}
+    replies["facturacion/nuevo"] = (200, JSON, json.dumps(reply))
+    with pytest.raises(AmbiguousError, match="number 75"):
+        TusFacturasClient(url).nuevo(real_pdv, _sent(74, ["A"])[0])
+    replies["facturacion/nuevo"] = (
+        200,
+        JSON,
+        json.dumps({**reply, "comprobante_nro": "00003-00000074"}),
+    )
+    assert TusFacturasClient(url).nuevo(real_pdv, _sent(74, ["A"])[0]).numero == 74

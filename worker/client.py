@@ -155,8 +155,15 @@ class TusFacturasClient:
     # --- invoicing --------------------------------------------------------------------
 
     def nuevo(self, pdv: Pdv, invoice: dict[str, Any]) -> IssuedInvoice:
-        """Issue one invoice (`facturacion/nuevo`). `invoice` holds `cliente` and `comprobante`."""
+        """Issue one invoice (`facturacion/nuevo`). `invoice` holds `cliente` and `comprobante`.
+
+        A success that names another number or external_reference than the one sent is
+        ambiguous (reconciled), never recorded as this invoice."""
         body = self._call(NUEVO, pdv, invoice)
+        if clean_str(body.get("error")).upper() == "N" and (
+            mismatch := _item_mismatch(body, invoice)
+        ):
+            raise AmbiguousError(f"{NUEVO}: {mismatch}", replied=True)
         return self._issued(body, pdv)
 
     def lotes(self, pdv: Pdv, invoices: list[dict[str, Any]]) -> BatchResult:
@@ -177,11 +184,11 @@ class TusFacturasClient:
         for i, sent in enumerate(invoices):
             item = results[i] if i < len(results) else None
             if not isinstance(item, dict):
-                items.append(AmbiguousError(f"no readable result for batch item {i}"))
+                items.append(AmbiguousError(f"no readable result for batch item {i}", replied=True))
                 continue
             mismatch = _item_mismatch(item, sent)
             if mismatch:
-                items.append(AmbiguousError(f"batch item {i}: {mismatch}"))
+                items.append(AmbiguousError(f"batch item {i}: {mismatch}", replied=True))
             elif clean_str(item.get("error")).upper() == "N":
                 try:
                     items.append(self._issued(item, pdv))
@@ -470,10 +477,12 @@ def _item_mismatch(item: dict[str, Any], sent: dict[str, Any]) -> str:
     """Why a `lotes` item's reply is not about the invoice sent in its place, or ""."""
     comp = sent.get("comprobante") or {}
     pv, numero = parse_comprobante_nro(item.get("comprobante_nro"), item.get("rta"))
-    if numero is not None and numero != comp.get("numero"):
-        return f"the reply names number {numero}, not {comp.get('numero')}"
-    if pv is not None and pv != comp.get("punto_venta"):
-        return f"the reply names punto de venta {pv}, not {comp.get('punto_venta')}"
+    sent_numero = parse_int(comp.get("numero"))
+    if numero is not None and sent_numero and numero != sent_numero:  # 0: "the next one"
+        return f"the reply names number {numero}, not {sent_numero}"
+    sent_pv = parse_int(comp.get("punto_venta"))
+    if pv is not None and sent_pv is not None and pv != sent_pv:
+        return f"the reply names punto de venta {pv}, not {sent_pv}"
     ref = clean_str(item.get("external_reference"))
     if ref and comp.get("external_reference") and ref != comp["external_reference"]:
         return "the reply names another external_reference"
