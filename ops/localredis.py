@@ -19,6 +19,8 @@ from pathlib import Path
 
 import redis
 
+from worker.errors import ConfigError
+
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 STATE_DIR = Path(os.environ.get("TFQ_STATE_DIR", ".tfq"))
 PIDFILE = STATE_DIR / "redis.pid"
@@ -51,7 +53,7 @@ def redis_server_binary() -> str:
         found = shutil.which("redis-server")
         if found:
             return found
-    raise SystemExit("no Redis reachable and no redis-server to start: install redis-server")
+    raise ConfigError("no Redis reachable and no redis-server to start: install redis-server")
 
 
 def start_private(port: int | None = None, appendonly: bool = False) -> tuple[str, int]:
@@ -81,7 +83,7 @@ def start_private(port: int | None = None, appendonly: bool = False) -> tuple[st
     deadline = time.monotonic() + 10
     while not reachable(url, 0.2) or not pidfile.exists():
         if time.monotonic() > deadline:
-            raise SystemExit(f"redis-server did not answer on port {port}")
+            raise ConfigError(f"redis-server did not answer on port {port}")
         time.sleep(0.05)
     # With AOF, wait until the data is loaded before anyone writes.
     client = redis.Redis.from_url(url)
@@ -122,11 +124,18 @@ def stop() -> None:
     PIDFILE.unlink(missing_ok=True)
 
 
+def main(argv: list[str]) -> None:
+    action = argv[0] if argv else "ensure"
+    try:
+        if action == "ensure":
+            print(ensure())
+        elif action == "stop":
+            stop()
+        else:
+            raise SystemExit("usage: python -m ops.localredis ensure|stop")
+    except ConfigError as exc:
+        raise SystemExit(f"ops.localredis: {exc}") from None
+
+
 if __name__ == "__main__":
-    action = sys.argv[1] if len(sys.argv) > 1 else "ensure"
-    if action == "ensure":
-        print(ensure())
-    elif action == "stop":
-        stop()
-    else:
-        raise SystemExit("usage: python -m ops.localredis ensure|stop")
+    main(sys.argv[1:])

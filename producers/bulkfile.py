@@ -93,7 +93,7 @@ from typing import IO, Any, Literal, TextIO
 
 from pydantic import ValidationError
 
-from worker.errors import FieldError, InvalidJob, field_errors
+from worker.errors import FieldError, InvalidJob, TfqError, field_errors
 from worker.models import JobEnvelope, validate_envelope
 
 Format = Literal["auto", "jsonl", "csv"]
@@ -105,7 +105,7 @@ _JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
 _CSV_SUFFIXES = frozenset({".csv"})
 
 
-class FileFormatError(ValueError):
+class FileFormatError(TfqError, ValueError):
     """The file is not one `read_jobs` can read (unknown format)."""
 
 

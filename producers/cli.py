@@ -819,7 +819,13 @@ def _tempdir() -> Iterator[str]:
 
 
 def main() -> None:
-    app()
+    from worker.errors import ConfigError
+
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"tfq: {exc}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

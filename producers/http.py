@@ -57,7 +57,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from producers.client import InvoiceQueue
-from worker.errors import FieldError, InvalidJob, format_loc
+from worker.errors import ConfigError, FieldError, InvalidJob, format_loc
 from worker.logs import configure_logging
 from worker.metrics import queue_registry
 from worker.models import JobEnvelope
@@ -462,7 +462,7 @@ def create_app(
         queue = InvoiceQueue(settings=settings, client=client)
     if tenants is None:
         if settings.tenants_file is None:
-            raise SystemExit(
+            raise ConfigError(
                 "TFQ_TENANTS_FILE is not set: the intake needs the tenants file's [[client]]s"
             )
         tenants = Tenants.load(settings.tenants_file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,14 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from ops.examples import load_examples
+from ops.sandbox.server import SandboxError
+from producers.bulkfile import FileFormatError
 from producers.cli import app
+from worker.callbacks import UnsafeCallbackURL
+from worker.errors import ConfigError, InvalidJob, TfqError
 from worker.models import argentina_today
+from worker.outcomes import TusFacturasError, UnclassifiedError
+from worker.tenants import TenantsFileError, UnknownPdv
 
 runner = CliRunner()
 
@@ -57,3 +64,39 @@ def test_tfq_sandbox_help_lists_fault_flags() -> None:
     ).stdout
     for flag in ("--gap", "--block", "--drop-after-commit-rate", "--maintenance-minutes"):
         assert flag in out
+
+
+def test_a_configuration_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Library code raises ConfigError (never SystemExit); the command line says what to
+    fix on one line, without a traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TFQ_")}
+    env["TFQ_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    proc = subprocess.run(
+        [sys.executable, "-m", "producers.cli", "doctor", "--yes"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (
+        "tfq: TFQ_TENANTS_FILE is not set: the worker needs the tenants file"
+    )
+    bad = tmp_path / "tenants.toml"
+    bad.write_text("[[tenant]\n")
+    env["TFQ_TENANTS_FILE"] = str(bad)
+    proc = subprocess.run(
+        [sys.executable, "-m", "producers.cli", "doctor", "--yes"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("tfq: ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_every_error_tfq_raises_has_one_root() -> None:
+    errors = [
+        InvalidJob, TusFacturasError, UnclassifiedError, UnsafeCallbackURL, TenantsFileError,
+        UnknownPdv, FileFormatError, SandboxError, ConfigError,
+    ]  # fmt: skip
+    assert all(issubclass(e, TfqError) for e in errors)
+    # ...and stay what callers caught before: ValueError, LookupError.
+    assert issubclass(InvalidJob, ValueError)
+    assert issubclass(UnknownPdv, LookupError)

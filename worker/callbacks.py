@@ -33,6 +33,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
+from worker.errors import TfqError
 from worker.jobs import public_result
 from worker.keys import Keys
 from worker.lanes import LaneStore, text
@@ -47,7 +48,7 @@ RETENTION_SECONDS = 90 * 86400  # default: a delivered one is kept this long, li
 MAX_RETRY_AFTER_SECONDS = 86400.0
 
 
-class UnsafeCallbackURL(ValueError):
+class UnsafeCallbackURL(TfqError, ValueError):
     """The URL points at a private, loopback, link-local or otherwise internal address."""
 
 

@@ -12,6 +12,16 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 
+class TfqError(Exception):
+    """The root of every error tfq raises on purpose: `except TfqError` catches tfq's
+    refusals and failures, and nothing else."""
+
+
+class ConfigError(TfqError):
+    """tfq is set up wrong (a setting, a file, a service it needs): the message says what
+    to fix. The command line prints it and exits 2, without a traceback."""
+
+
 @dataclass(frozen=True, slots=True)
 class FieldError:
     """One refusal; `path` is dotted with indexes: `invoice.comprobante.detalle[0].cantidad`."""
@@ -93,7 +103,7 @@ def _is_union_tag(part: int | str) -> bool:
     return isinstance(part, str) and (part.startswith("function-") or "[" in part)
 
 
-class InvalidJob(ValueError):
+class InvalidJob(TfqError, ValueError):
     """A job refused at intake; `errors` lists every field path and reason."""
 
     def __init__(self, errors: list[FieldError]):

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from worker.errors import TfqError
 from worker.replies import clean_str, error_codes, messages
 from worker.tables import ARGENTINA_TZ
 
@@ -41,7 +42,7 @@ class OutcomeKind(StrEnum):
     SERVICE_DOWN = "service_down"
 
 
-class TusFacturasError(Exception):
+class TusFacturasError(TfqError):
     """A failed API call. `messages` are the API's texts, `codes` its TFC/AFIP codes."""
 
     kind: OutcomeKind = OutcomeKind.TRANSIENT

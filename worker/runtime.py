@@ -9,6 +9,7 @@ import redis
 
 from worker.callbacks import Callbacks, Deliverer
 from worker.client import TusFacturasClient
+from worker.errors import ConfigError
 from worker.keys import Keys
 from worker.lanes import LaneStore
 from worker.settings import Settings
@@ -39,7 +40,7 @@ class Runtime:
     @cached_property
     def tenants(self) -> Tenants:
         if self.settings.tenants_file is None:
-            raise SystemExit("TFQ_TENANTS_FILE is not set: the worker needs the tenants file")
+            raise ConfigError("TFQ_TENANTS_FILE is not set: the worker needs the tenants file")
         return Tenants.load(self.settings.tenants_file)
 
     @cached_property

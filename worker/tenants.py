@@ -13,10 +13,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from worker.cuit import valid_cuit
-from worker.errors import FieldError, field_errors
+from worker.errors import ConfigError, FieldError, TfqError, field_errors
 
 
-class TenantsFileError(ValueError):
+class TenantsFileError(ConfigError, ValueError):
     """The tenants file is missing, not TOML, or not of the expected shape."""
 
     def __init__(self, path: Path | str, errors: list[FieldError]):
@@ -25,7 +25,7 @@ class TenantsFileError(ValueError):
         super().__init__(f"{path}: " + "; ".join(str(e) for e in errors))
 
 
-class UnknownPdv(LookupError):
+class UnknownPdv(TfqError, LookupError):
     """No credentials for this CUIT + punto de venta in the tenants file."""
 
 

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from ops.sandbox.app import API_PREFIX, create_app
 from ops.sandbox.state import DEFAULT_TENANTS_FILE, Sandbox, SandboxConfig
+from worker.errors import TfqError
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -82,7 +83,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class SandboxError(RuntimeError):
+class SandboxError(TfqError, RuntimeError):
     """The sandbox process did not start, or a control call failed."""
 
 
