@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from worker.client import CONSULTA_AVANZADA, NUMERACION, BatchResult, TusFacturasClient
@@ -99,6 +100,30 @@ def matches(found: IssuedInvoice, payload: dict[str, Any]) -> bool:
     return bool(checks) and all(checks)
 
 
+class Handled(StrEnum):
+    """What `Sender.handle` did with a claim (logs, the Celery task's result, tests)."""
+
+    DUPLICATE = "duplicate or stale"
+    NO_NUMBER = "no number"
+    PAUSED_SPEND_GUARD = "paused: spend guard"
+    PAUSED_UNKNOWN_PDV = "paused: unknown pdv"
+    RECONCILED_ISSUED = "reconciled: issued"
+    RECONCILE_DEFERRED = "reconcile deferred"
+    RECONCILE_FAILED = "reconcile failed"
+    REJECTED_DATE = "rejected: date"
+    REJECTED_DATE_ORDER = "rejected: date order"
+    REJECTED_NUMERO = "rejected: numero"
+    REJECTED_UNCLASSIFIED = "rejected: unclassified error"
+    RELEASED = "released"
+    REQUEUED = "requeued"
+    RESYNC_FAILED = "resync failed"
+    SENT = "sent"
+    SETTLING = "waiting for the unknown attempt to settle"
+    STALE = "stale"
+    HELD_BACK = "held back"  # the gap, account pacing or an outage: released for later
+    CALL_FAILED = "call failed"  # recorded by its failure class
+
+
 @dataclass
 class Claim:
     cuit: str
@@ -166,7 +191,7 @@ class Sender:
 
     # --- entry point --------------------------------------------------------------------
 
-    def handle(self, cuit: str, token: str) -> str:
+    def handle(self, cuit: str, token: str) -> Handled:
         """Work the lane `cuit` under lease `token`; returns what happened (for logs/tests)."""
         claim = Claim(
             cuit,
@@ -175,21 +200,21 @@ class Sender:
         )
         if not self.store.begin(cuit, token):
             # A redelivered message of a claim someone is working, or a stale token.
-            return "duplicate or stale"
+            return Handled.DUPLICATE
         self.keeper.hold(cuit, token)
         try:
             return self._handle(claim)
         finally:
             self.keeper.drop(cuit, token)
 
-    def _handle(self, claim: Claim) -> str:
+    def _handle(self, claim: Claim) -> Handled:
         ids = self.store.head(claim.cuit, self.settings.batch_max)
         records = self.store.jobs(ids)
         jobs = [Job.from_record(r) for r in records if r is not None and "env" in r]
         if not jobs or jobs[0].id != ids[0] or jobs[0].status in ("issued", "rejected"):
             # Finished (or vanished) head jobs are dropped by the release.
             self._release(claim)
-            return "released"
+            return Handled.RELEASED
         head = jobs[0]
         try:
             pdv = self.tenants.pdv(claim.cuit, head.punto_venta)
@@ -197,25 +222,25 @@ class Sender:
             self.store.pause(claim.cuit, str(exc))
             self._attention(claim, head, f"lane paused: {exc}")
             self._release(claim)
-            return "paused: unknown pdv"
+            return Handled.PAUSED_UNKNOWN_PDV
         if head.status in ("sending", "unknown"):
             return self._reconcile(claim, pdv, head)
         return self._send_next(claim, pdv, jobs)
 
     # --- sending ------------------------------------------------------------------------
 
-    def _send_next(self, claim: Claim, pdv: Pdv, jobs: list[Job]) -> str:
+    def _send_next(self, claim: Claim, pdv: Pdv, jobs: list[Job]) -> Handled:
         head = jobs[0]
         today = argentina_today()
         problem = _date_window_problem(head.payload(0), today)
         if problem:
             self._finish(claim, head, "rejected", {"errors": [problem]})
             self._release(claim)
-            return "rejected: date"
+            return Handled.REJECTED_DATE
         batch = self._batch(claim, jobs, today)
         numero = self._next_number(claim, pdv, head)
         if numero is None:
-            return "no number"
+            return Handled.NO_NUMBER
         requested = head.requested_numero
         if requested and requested != numero:
             # The API issues a given number only when it is the next one (10016).
@@ -226,7 +251,7 @@ class Sender:
             )
             self._finish(claim, head, "rejected", {"errors": [reason]})
             self._release(claim)
-            return "rejected: numero"
+            return Handled.REJECTED_NUMERO
         return self._send(claim, pdv, batch, numero)
 
     def _batch(self, claim: Claim, jobs: list[Job], today: date) -> list[Job]:
@@ -363,7 +388,7 @@ class Sender:
         self._attention(claim, job, reason)
         self._release(claim)
 
-    def _send(self, claim: Claim, pdv: Pdv, batch: list[Job], numero: int) -> str:
+    def _send(self, claim: Claim, pdv: Pdv, batch: list[Job], numero: int) -> Handled:
         payloads = [job.payload(numero + i) for i, job in enumerate(batch)]
         intent = [
             (job.id, numero + i, fingerprint(p))
@@ -388,7 +413,7 @@ class Sender:
                         batch[0],
                         f"{verdict.spent_sends} invoicing calls without a final outcome",
                     )
-                    return "paused: spend guard"
+                    return Handled.PAUSED_SPEND_GUARD
                 # A later job of the batch has had its bound: send the ones before it.
                 batch = batch[: verdict.spent_index]
                 payloads, intent = payloads[: len(batch)], intent[: len(batch)]
@@ -399,11 +424,11 @@ class Sender:
                 time.sleep(verdict.value or 0.0)
                 continue
             if verdict.verdict == "stale":
-                return "stale"
+                return Handled.STALE
             # early (gap or account pacing far off): come back at that time. down: the
             # global window holds the lane; it must not carry the window's end itself.
             self._release(claim, not_before=verdict.value if verdict.verdict == "early" else None)
-            return verdict.verdict
+            return Handled.HELD_BACK
         sent_at = verdict.value or 0.0
         log.info(
             "sending",
@@ -422,9 +447,9 @@ class Sender:
                 self._batch_outcome(claim, batch, numero, self.client.lotes(pdv, payloads), sent_at)
         except TusFacturasError as exc:
             self._on_failure(claim, batch, exc, numero=numero)
-            return str(exc.kind)
+            return Handled.CALL_FAILED
         self._release(claim, failures=0)
-        return "sent"
+        return Handled.SENT
 
     def _batch_outcome(
         self, claim: Claim, batch: list[Job], numero: int, result: BatchResult, sent_at: float
@@ -564,12 +589,12 @@ class Sender:
 
     # --- reconciliation -----------------------------------------------------------------
 
-    def _reconcile(self, claim: Claim, pdv: Pdv, head: Job) -> str:
+    def _reconcile(self, claim: Claim, pdv: Pdv, head: Job) -> Handled:
         """An earlier attempt's outcome is unknown: ask a free query before sending anything."""
         if head.numero is None:
             self._requeue(claim, head, "no number recorded for the unknown attempt")
             self._release(claim)
-            return "requeued"
+            return Handled.REQUEUED
         # The unknown attempt may still be in flight (a worker died mid-call, a request
         # sat in a buffer): asking before it could have landed would resend too soon.
         # A call that was answered is not in flight.
@@ -577,9 +602,9 @@ class Sender:
             settle_at = float(head.record.get("sent_at") or 0) + self.settings.api_timeout_seconds
             if self.store.now() < settle_at:
                 self._release(claim, not_before=settle_at)
-                return "waiting for the unknown attempt to settle"
+                return Handled.SETTLING
         if not self._query_turn(claim, CONSULTA_AVANZADA, head):
-            return "reconcile deferred"
+            return Handled.RECONCILE_DEFERRED
         reconciles = int(head.record.get("reconciles") or 0) + 1
         self.store.transition(
             claim.cuit, claim.token, head.id, "unknown", {"reconciles": reconciles}
@@ -593,11 +618,11 @@ class Sender:
                     claim.cuit, f"job {head.id} unknown after {reconciles} reconciliations"
                 )
             self._on_failure(claim, [], exc)
-            return "reconcile failed"
+            return Handled.RECONCILE_FAILED
         if found is not None and matches(found, payload):
             self._issued(claim, head, head.numero, found, float(head.record.get("sent_at") or 0))
             self._release(claim, failures=0)
-            return "reconciled: issued"
+            return Handled.RECONCILED_ISSUED
         if head.record.get("last_kind") == "unclassified":
             # An error text nobody catalogued, and the invoice is not there: the API's
             # messages are the answer. Never sent again on a guess.
@@ -606,7 +631,7 @@ class Sender:
                 claim, head, "rejected", {"errors": messages or [head.record.get("last_error")]}
             )
             self._release(claim)
-            return "rejected: unclassified error"
+            return Handled.REJECTED_UNCLASSIFIED
         if found is not None:
             # The number belongs to another invoice: ours never landed. Renumber.
             return self._resync_and_send(claim, pdv, head, "number taken by another invoice")
@@ -620,12 +645,12 @@ class Sender:
         # Not issued: send the same payload with the same number again (AFIP dedups by number).
         return self._send(claim, pdv, [head], head.numero)
 
-    def _resync_and_send(self, claim: Claim, pdv: Pdv, head: Job, why: str) -> str:
+    def _resync_and_send(self, claim: Claim, pdv: Pdv, head: Job, why: str) -> Handled:
         """Learn the numbering afresh (one numeracion, bounded per lane), then send."""
         self.store.forget_next_number(claim.cuit, pdv.punto_venta, head.tipo)
         fresh = self._learn_number(claim, pdv, head)
         if fresh is None:
-            return "resync failed"
+            return Handled.RESYNC_FAILED
         if fresh == head.numero and why.startswith("10016"):
             messages = json.loads(head.record.get("last_messages") or "[]")
             reason = (
@@ -634,7 +659,7 @@ class Sender:
             )
             self._finish(claim, head, "rejected", {"errors": [*messages, reason]})
             self._release(claim)
-            return "rejected: date order"
+            return Handled.REJECTED_DATE_ORDER
         log.warning(
             "renumbering",
             extra={"cuit": claim.cuit, "job_id": head.id, "why": why, "numero": fresh},
