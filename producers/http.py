@@ -466,7 +466,7 @@ def create_app(
                 "TFQ_TENANTS_FILE is not set: the intake needs the tenants file's [[client]]s"
             )
         tenants = Tenants.load(settings.tenants_file)
-    callers = [Caller(c.name, c.token_sha256, frozenset(c.cuits)) for c in tenants.clients]
+    callers = [Caller(c.name, c.token_sha256, frozenset(c.cuits)) for c in tenants.intake_callers]
     if not callers:
         log.warning("the tenants file has no [[client]]: every /v1 request will get 401")
 

@@ -263,7 +263,7 @@ def test_a_missing_or_wrong_token_is_a_401_with_a_bearer_challenge(
 
 
 def test_tokens_are_compared_by_their_sha256() -> None:
-    callers = tenants_with_clients().clients
+    callers = tenants_with_clients().intake_callers
     table = [Caller(c.name, c.token_sha256, frozenset(c.cuits)) for c in callers]
     found = find_caller(table, BOTH_TOKEN)
     assert found is not None

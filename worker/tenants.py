@@ -74,8 +74,9 @@ class Pdv(BaseModel):
         return list(self.credentials().values())
 
 
-class Client(BaseModel):
-    """A caller of the HTTP intake: a bearer token (stored only as its SHA-256) and its CUITs."""
+class IntakeCaller(BaseModel):
+    """A caller of the HTTP intake (a `[[client]]` of the file): a bearer token, stored only
+    as its SHA-256, and the CUITs it may invoice for and read."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -111,7 +112,7 @@ class TenantsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tenant: list[Tenant] = Field(default_factory=list)
-    client: list[Client] = Field(default_factory=list)
+    client: list[IntakeCaller] = Field(default_factory=list)
 
     @field_validator("tenant")
     @classmethod
@@ -155,7 +156,7 @@ class Tenants:
         return list(self.data.tenant)
 
     @property
-    def clients(self) -> list[Client]:
+    def intake_callers(self) -> list[IntakeCaller]:
         return list(self.data.client)
 
     def tenant(self, cuit: str) -> Tenant | None:
