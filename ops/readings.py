@@ -47,7 +47,7 @@ GAP = 0.5
 # The three refused-at-intake cases of the issue, as tfq's validate_envelope sees them.
 INTAKE_PROBE = r"""
 import copy, json, sys
-from ops.examples import factura_b_jobs
+from ops.examples import load_example
 from worker.models import argentina_today, validate_envelope
 from worker.errors import InvalidJob
 base = load_example("factura_b", argentina_today())
