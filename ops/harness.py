@@ -57,10 +57,14 @@ def worker_env(
     return env
 
 
-_FROM_TREE = (
-    "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
-    " sys.path.insert(0, {tree!r}); sys.argv[0] = 'tfq'; from producers.cli import main; main()"
-)
+def from_tree(tree: Path | str, code: str) -> list[str]:
+    """`python -c` arguments that run `code` with another checkout's packages: the
+    editable install's finder would import this one's, so it is taken out first."""
+    prelude = (
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]"
+        f"; sys.path.insert(0, {str(tree)!r})\n"
+    )
+    return ["-c", prelude + code]
 
 
 class WorkerProcess:
@@ -91,7 +95,9 @@ class WorkerProcess:
             entry = ["-m", "producers.cli"]
         else:
             # Another checkout's code: the editable install's finder would import this one's.
-            entry = ["-c", _FROM_TREE.format(tree=str(self.tree))]
+            entry = from_tree(
+                self.tree, "sys.argv[0] = 'tfq'\nfrom producers.cli import main\nmain()"
+            )
         cmd = [
             sys.executable, *entry, "worker",
             "--concurrency", str(self.concurrency),

@@ -35,7 +35,7 @@ from typing import Any
 import redis
 
 from ops.examples import factura_b_jobs
-from ops.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.harness import WorkerProcess, from_tree, unique_prefix, wait_until, worker_env
 from ops.localredis import free_port, start_private, stop_pid
 from ops.sandbox.server import SandboxProcess
 from ops.sandbox.state import MSGS_REJECTED_CATALOGUE
@@ -202,12 +202,8 @@ def lotes_nested(workdir: Path, tree: Path | None) -> dict[str, Any]:
 def intake(workdir: Path, tree: Path | None) -> dict[str, Any]:
     del workdir
     root = tree or Path(__file__).resolve().parent.parent
-    boot = (
-        "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
-        f" sys.path.insert(0, {str(root)!r})\n"
-    )
     out = subprocess.run(
-        [sys.executable, "-c", boot + INTAKE_PROBE], capture_output=True, text=True,
+        [sys.executable, *from_tree(root, INTAKE_PROBE)], capture_output=True, text=True,
         check=True, cwd=root,
     )  # fmt: skip
     result: dict[str, Any] = json.loads(out.stdout)

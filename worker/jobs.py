@@ -13,6 +13,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from worker.models import JobEnvelope
@@ -95,9 +96,10 @@ class Job:
     def envelope(self) -> dict[str, Any]:
         return unpack_envelope(self.record["env"])
 
-    @property
+    @cached_property
     def requested_numero(self) -> int:
-        """The number the job asked to be issued as; 0: the next one."""
+        """The number the job asked to be issued as; 0: the next one. Read once: the
+        sender asks it of every job it considers for a batch."""
         return int(self.envelope["invoice"]["comprobante"].get("numero") or 0)
 
     def payload(self, numero: int) -> dict[str, Any]:
