@@ -30,7 +30,7 @@ RUN pip install --require-hashes -r requirements.lock
 
 # --- the project (no dev extras) ------------------------------------------------------
 # README.md is the package's readme (pyproject.toml); ops/ holds the sandbox and the demo
-# tenants file (/app/ops/examples/tenants.toml), used by the compose demo profile.
+# tenants file (/app/ops/testkit/examples/tenants.toml), used by the compose demo profile.
 # --no-deps: nothing beyond the lock gets in; --no-build-isolation: built with the locked
 # setuptools instead of one pip would fetch unpinned.
 COPY pyproject.toml README.md ./

@@ -42,9 +42,9 @@ lint: $(STAMP)
 
 # Lint, types, then the whole suite against a reachable Redis (a private one if needed).
 test: lint
-	@url="$$($(PY) -m ops.localredis ensure)" || exit 1; \
+	@url="$$($(PY) -m ops.testkit.localredis ensure)" || exit 1; \
 	TFQ_REDIS_URL="$$url" $(VENV)/bin/pytest -q; status=$$?; \
-	$(PY) -m ops.localredis stop; exit $$status
+	$(PY) -m ops.testkit.localredis stop; exit $$status
 	@# The quick chaos run: its own private Redis (with AOF), exit 1 unless every zero holds,
 	@# with the sandbox reading the vendor's pages the older way and the newest way.
 	$(PY) -m ops.chaos --quick --dialect classic

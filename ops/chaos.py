@@ -37,17 +37,17 @@ from typing import Any
 
 import redis
 
-from ops.examples import load_example
-from ops.harness import WorkerProcess, unique_prefix, wait_until, worker_env
-from ops.localredis import free_port, start_private, stop_pid
 from ops.sandbox.server import SandboxProcess
-from ops.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
-from ops.verify import audit
-from ops.webhook_receiver import Receiver, running_receiver
+from ops.testkit.examples import load_example
+from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.testkit.ledger import audit
+from ops.testkit.localredis import free_port, start_private, stop_pid
+from ops.testkit.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
+from ops.testkit.webhook_receiver import Receiver, running_receiver
 from producers.client import InvoiceQueue
-from worker.callbacks import Callbacks, delivery_id_for
-from worker.models import argentina_today
+from worker.invoice.models import argentina_today
 from worker.tenants import Tenants
+from worker.webhooks.callbacks import Callbacks, delivery_id_for
 
 GAP_SECONDS = 0.5
 API_TIMEOUT_SECONDS = 2.0

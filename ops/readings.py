@@ -34,12 +34,12 @@ from typing import Any
 
 import redis
 
-from ops.examples import factura_b_jobs
-from ops.harness import WorkerProcess, from_tree, unique_prefix, wait_until, worker_env
-from ops.localredis import free_port, start_private, stop_pid
 from ops.sandbox.server import SandboxProcess
 from ops.sandbox.state import MSGS_REJECTED_CATALOGUE
-from ops.tenantgen import REAL_PDV, make_cuits, write_tenants
+from ops.testkit.examples import factura_b_jobs
+from ops.testkit.harness import WorkerProcess, from_tree, unique_prefix, wait_until, worker_env
+from ops.testkit.localredis import free_port, start_private, stop_pid
+from ops.testkit.tenantgen import REAL_PDV, make_cuits, write_tenants
 from producers.client import InvoiceQueue
 
 GAP = 0.5
@@ -47,8 +47,8 @@ GAP = 0.5
 # The three refused-at-intake cases of the issue, as tfq's validate_envelope sees them.
 INTAKE_PROBE = r"""
 import copy, json, sys
-from ops.examples import load_example
-from worker.models import argentina_today, validate_envelope
+from ops.testkit.examples import load_example
+from worker.invoice.models import argentina_today, validate_envelope
 from worker.errors import InvalidJob
 base = load_example("factura_b", argentina_today())
 a = copy.deepcopy(base)

@@ -245,7 +245,7 @@ def _queue() -> InvoiceQueue:
 
 
 def _check_cuit(value: str | None) -> str | None:
-    from worker.cuit import valid_cuit
+    from worker.invoice.cuit import valid_cuit
 
     try:
         return None if value is None else valid_cuit(value)
@@ -556,7 +556,7 @@ app.add_typer(callbacks_app, name="callbacks")
 @callbacks_app.command("failed")
 def callbacks_failed(limit: LimitOption = 50, as_json: JsonOption = False) -> None:
     """Dead-lettered callback deliveries, newest first, with the last error."""
-    from worker.callbacks import Callbacks
+    from worker.webhooks.callbacks import Callbacks
 
     with _redis_errors(as_json):
         dead = Callbacks(_queue().store).dead(limit)
@@ -584,7 +584,7 @@ def callbacks_replay(
     as_json: JsonOption = False,
 ) -> None:
     """Send dead-lettered deliveries again (same webhook-id; attempts start over)."""
-    from worker.callbacks import Callbacks
+    from worker.webhooks.callbacks import Callbacks
 
     if bool(delivery_id) == replay_all:
         _fail("give one delivery id or --all", as_json, code=2)
@@ -612,7 +612,7 @@ def demo_jobs(today: date, extra: int) -> list[dict[str, Any]]:
     `facturacion/lotes` calls of up to 20. Without callback URLs: the examples' point at
     a shop that does not exist, and the demo talks to nothing outside this machine.
     """
-    from ops.examples import load_examples
+    from ops.testkit.examples import load_examples
 
     jobs: list[dict[str, Any]] = []
     for name, envelope in load_examples(today).items():
@@ -673,9 +673,9 @@ def _run_demo(
 
     import redis
 
-    from ops.examples import EXAMPLES_DIR
-    from ops.harness import WorkerProcess, unique_prefix, worker_env
     from ops.sandbox.server import SandboxError, SandboxProcess
+    from ops.testkit.examples import EXAMPLES_DIR
+    from ops.testkit.harness import WorkerProcess, unique_prefix, worker_env
     from producers.client import InvoiceQueue
     from producers.ops_views import (
         ledger_lines,
@@ -685,7 +685,7 @@ def _run_demo(
         show,
         watch_batch,
     )
-    from worker.models import argentina_today
+    from worker.invoice.models import argentina_today
     from worker.settings import Settings
 
     tenants_file = EXAMPLES_DIR / "tenants.toml"
@@ -771,7 +771,7 @@ def _run_demo(
 def _demo_redis(stack: Any, stopped: list[str]) -> str:
     """TFQ_REDIS_URL (or the default) when it answers, else a private redis-server."""
 
-    from ops import localredis
+    from ops.testkit import localredis
     from worker.settings import get_settings
 
     url = get_settings().redis_url
@@ -797,7 +797,7 @@ def _forget_demo_keys(queue: InvoiceQueue) -> None:
 
     import redis
 
-    from worker.lanes import text
+    from worker.store.lanes import text
 
     r, prefix = queue.redis, queue.keys.prefix
     with contextlib.suppress(redis.RedisError):

@@ -24,12 +24,12 @@ from typing import Any
 import redis
 
 from worker.errors import FieldError, InvalidJob, unencodable_path
-from worker.jobs import FINAL, new_job_id, pack_envelope, public_result
-from worker.keys import Keys
-from worker.lanes import LaneStore, NewJob, text
-from worker.models import JobEnvelope, validate_envelope
+from worker.invoice.models import JobEnvelope, validate_envelope
+from worker.invoice.tables import TIPOS
 from worker.settings import Settings, get_settings
-from worker.tables import TIPOS
+from worker.store.jobs import FINAL, new_job_id, pack_envelope, public_result
+from worker.store.keys import Keys
+from worker.store.lanes import LaneStore, NewJob, text
 
 CHUNK = 500  # jobs per enqueue script call
 

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from worker.client import TusFacturasClient
-from worker.outcomes import TusFacturasError, says_not_found
-from worker.replies import clean_str, messages
 from worker.tenants import Pdv, Tenants
+from worker.tusfacturas.client import TusFacturasClient
+from worker.tusfacturas.errors import TusFacturasError, says_not_found
+from worker.tusfacturas.replies import clean_str, messages
 
 PROBE_NUMBER = 99_999_999  # a number no PDV reaches: its query must answer "not found"
 MAX_CLOCK_SKEW_SECONDS = 5.0

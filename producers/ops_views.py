@@ -30,8 +30,8 @@ from rich.text import Text
 
 from producers.bulkfile import Format, JobLine, read_jobs
 from worker.errors import FieldError
-from worker.jobs import FINAL, public_result
-from worker.lanes import LaneStore, text
+from worker.store.jobs import FINAL, public_result
+from worker.store.lanes import LaneStore, text
 
 if TYPE_CHECKING:
     from rich.console import Console

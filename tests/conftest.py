@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.examples import EXAMPLES_DIR
 from ops.sandbox.server import SandboxProcess
+from ops.testkit.examples import EXAMPLES_DIR
 from worker.tenants import Pdv, Tenants
 
 TENANTS_FILE = EXAMPLES_DIR / "tenants.toml"

@@ -11,7 +11,7 @@ carries `expect`:
 - "unknown": anything else (lax coercions, random values, other valid enum values...):
   the tests then only assert the invariants (no crash, paths, nothing echoed).
 
-Enumeration tables (`worker.tables`) are the API's own tables, used as data only; the
+Enumeration tables (`worker.invoice.tables`) are the API's own tables, used as data only; the
 tables whose contents are intake rules of their own (monedas, condiciones de pago, the
 regimen of each tributo tipo) are written here from the docs. Two rules are modelled in
 full, not only by witnesses: fields a block does not know (`unknown_keys`: they pass
@@ -33,10 +33,10 @@ from typing import Any, Literal
 
 from hypothesis import strategies as st
 
-from ops.examples import load_examples
-from worker.models import argentina_today
+from ops.testkit.examples import load_examples
+from worker.invoice.models import argentina_today
+from worker.invoice.tables import CONDICIONES_IVA, PROVINCIAS, TIPOS
 from worker.settings import CF_IDENTIFICATION_THRESHOLD_ARS
-from worker.tables import CONDICIONES_IVA, PROVINCIAS, TIPOS
 
 TODAY = argentina_today()
 

@@ -16,9 +16,9 @@ import pytest
 
 from producers import bulkfile
 from producers.bulkfile import FileFormatError, JobLine, read_jobs, validate_file
-from worker.models import validate_envelope
+from worker.invoice.models import validate_envelope
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "ops" / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "ops" / "testkit" / "examples"
 BULK_CSV = EXAMPLES / "bulk.csv"
 
 

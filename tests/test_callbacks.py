@@ -15,9 +15,13 @@ import pytest
 import redis
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from ops.harness import unique_prefix
-from ops.webhook_receiver import Receiver, running_receiver
-from worker.callbacks import (
+from ops.testkit.harness import unique_prefix
+from ops.testkit.webhook_receiver import Receiver, running_receiver
+from worker.settings import Settings
+from worker.store.keys import Keys
+from worker.store.lanes import LaneStore
+from worker.tenants import Tenants
+from worker.webhooks.callbacks import (
     RETENTION_SECONDS,
     Callbacks,
     Deliverer,
@@ -26,10 +30,6 @@ from worker.callbacks import (
     publish_events,
     sign,
 )
-from worker.keys import Keys
-from worker.lanes import LaneStore
-from worker.settings import Settings
-from worker.tenants import Tenants
 
 CUIT = "20111111112"
 

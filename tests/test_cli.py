@@ -10,15 +10,15 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from ops.examples import load_examples
 from ops.sandbox.server import SandboxError
+from ops.testkit.examples import load_examples
 from producers.bulkfile import FileFormatError
 from producers.cli import app
-from worker.callbacks import UnsafeCallbackURL
 from worker.errors import ConfigError, InvalidJob, TfqError
-from worker.models import argentina_today
-from worker.outcomes import TusFacturasError, UnclassifiedError
+from worker.invoice.models import argentina_today
 from worker.tenants import TenantsFileError, UnknownPdv
+from worker.tusfacturas.errors import TusFacturasError, UnclassifiedError
+from worker.webhooks.callbacks import UnsafeCallbackURL
 
 runner = CliRunner()
 

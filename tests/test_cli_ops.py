@@ -19,13 +19,13 @@ import redis
 from rich.console import Console
 from typer.testing import CliRunner
 
-from ops.examples import EXAMPLES_DATE, EXAMPLES_DIR, load_examples, shift_dates
-from ops.harness import unique_prefix
+from ops.testkit.examples import EXAMPLES_DATE, EXAMPLES_DIR, load_examples, shift_dates
+from ops.testkit.harness import unique_prefix
 from producers.cli import app
 from producers.client import InvoiceQueue
 from producers.ops_views import Table, duration, lane_row, redis_where
 from tests.conftest import MONO_CUIT, RI_CUIT
-from worker.models import argentina_today
+from worker.invoice.models import argentina_today
 from worker.settings import get_settings
 
 TODAY = argentina_today()

@@ -12,12 +12,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ops.examples import load_example
 from ops.sandbox.server import SandboxProcess
+from ops.testkit.examples import load_example
 from tests.conftest import RI_CUIT
-from worker.client import TusFacturasClient
-from worker.models import argentina_today, validate_envelope
-from worker.outcomes import (
+from worker.invoice.models import argentina_today, validate_envelope
+from worker.tenants import Pdv
+from worker.tusfacturas.client import TusFacturasClient
+from worker.tusfacturas.errors import (
     AmbiguousError,
     OutcomeKind,
     RateLimitedError,
@@ -28,8 +29,7 @@ from worker.outcomes import (
     TransientError,
     TusFacturasError,
 )
-from worker.replies import IssuedInvoice
-from worker.tenants import Pdv
+from worker.tusfacturas.replies import IssuedInvoice
 
 TODAY = argentina_today()
 

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from ops.examples import load_examples
-from ops.localredis import free_port, reachable
+from ops.testkit.examples import load_examples
+from ops.testkit.localredis import free_port, reachable
 
 DEMO = [sys.executable, "-m", "producers.cli", "demo"]
 

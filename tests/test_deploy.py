@@ -29,20 +29,20 @@ import yaml
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
-from ops.harness import unique_prefix
 from ops.sandbox.__main__ import build_parser
+from ops.testkit.harness import unique_prefix
 from producers.cli import app
-from worker.keys import Keys
-from worker.lanes import LaneStore
 from worker.metrics import queue_registry
 from worker.settings import PRODUCTION_API_URL, Settings
+from worker.store.keys import Keys
+from worker.store.lanes import LaneStore
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-PROMETHEUS_DIR = ROOT / "ops" / "prometheus"
-RUNBOOKS_DIR = ROOT / "ops" / "runbooks"
+PROMETHEUS_DIR = ROOT / "ops" / "deploy" / "prometheus"
+RUNBOOKS_DIR = ROOT / "ops" / "deploy" / "runbooks"
 PROFILES = ("prod", "demo")
 SANDBOX_API_PATH = "/app/api/v2/"  # the API base path the sandbox serves (ops/sandbox/app.py)
 
@@ -351,7 +351,7 @@ def test_prometheus_is_mounted_with_its_config(compose: dict[str, Any]) -> None:
     assert any(
         (ROOT / src).resolve() == PROMETHEUS_DIR and Path(dst) == config.parent
         for src, dst, *_ in mounts
-    ), f"mount ./ops/prometheus at {config.parent}"
+    ), f"mount ./ops/deploy/prometheus at {config.parent}"
 
 
 def test_prometheus_scrapes_services_that_listen_there(
@@ -536,7 +536,14 @@ def test_dockerignore_keeps_secrets_out_and_the_package_in() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {"tenants.toml", ".env", ".git", ".venv"} <= patterns
-    for needed in ("pyproject.toml", "README.md", "worker", "producers", "ops", "ops/examples"):
+    for needed in (
+        "pyproject.toml",
+        "README.md",
+        "worker",
+        "producers",
+        "ops",
+        "ops/testkit/examples",
+    ):
         assert needed not in patterns, f".dockerignore drops {needed}, which the image needs"
 
 

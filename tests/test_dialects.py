@@ -25,19 +25,19 @@ from typing import Any
 import pytest
 import redis
 
-from ops.examples import factura_b_jobs
-from ops.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from ops.sandbox.dialect import PRESETS
 from ops.sandbox.server import SandboxProcess
-from ops.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
-from ops.verify import audit
+from ops.testkit.examples import factura_b_jobs
+from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.testkit.ledger import audit
+from ops.testkit.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
 from producers.client import InvoiceQueue
 from producers.ops_views import lanes_doc
-from worker.client import TusFacturasClient
-from worker.keys import Keys
-from worker.lanes import LaneStore
 from worker.metrics import queue_registry
+from worker.store.keys import Keys
+from worker.store.lanes import LaneStore
 from worker.tenants import Tenants
+from worker.tusfacturas.client import TusFacturasClient
 
 GAP = 0.2
 CUITS = make_cuits(4, prefix="27")

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from ops.examples import load_example
 from ops.sandbox.server import SandboxProcess
+from ops.testkit.examples import load_example
 from producers.doctor import cost, render, run_doctor
-from worker.client import TusFacturasClient
-from worker.models import argentina_today
+from worker.invoice.models import argentina_today
 from worker.tenants import Tenants
+from worker.tusfacturas.client import TusFacturasClient
 
 from .conftest import RI_CUIT, TENANTS_FILE
 

@@ -41,8 +41,8 @@ import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from ops.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from ops.sandbox.server import SandboxProcess
+from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from producers.client import InvoiceQueue
 from producers.http import create_app
 from tests.conftest import TENANTS_FILE
@@ -60,11 +60,11 @@ from tests.hostile_strategies import (
 )
 from tests.test_http import serving
 from worker.errors import FieldError, InvalidJob
-from worker.models import validate_envelope
+from worker.invoice.models import validate_envelope
 from worker.settings import Settings
 from worker.tenants import Tenants
 
-TOKEN = "demo-token-please-change"  # ops/examples/tenants.toml's client
+TOKEN = "demo-token-please-change"  # ops/testkit/examples/tenants.toml's client
 NO_TRACE = ("Traceback", 'File "', '", line ')
 PROBLEM_JSON = "application/problem+json"
 ECHO_LIMIT = 40  # input strings longer than this must never come back in a refusal
@@ -873,7 +873,7 @@ def test_bug10_an_unknown_field_that_is_not_plain_json_is_refused(
     assert [e.path for e in errors] == ["invoice.cliente.zz"]
 
 
-# BUG-11: worker.models.unknown_fields read a dict where a list of blocks belongs (detalle,
+# BUG-11: worker.invoice.models.unknown_fields read a dict where a list of blocks belongs (detalle,
 # tributos, comprobantes_asociados...) as the list's item 0: a misspelt or credential key in
 # it was refused at `invoice.comprobante.detalle[0].<key>`, a path not in the input.
 

@@ -20,10 +20,10 @@ import requests
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.bench_intake import IntakeProcess, process_tree
-from ops.examples import load_examples
-from ops.harness import unique_prefix
-from ops.localredis import free_port
+from ops.bench.intake import IntakeProcess, process_tree
+from ops.testkit.examples import load_examples
+from ops.testkit.harness import unique_prefix
+from ops.testkit.localredis import free_port
 from producers.client import InvoiceQueue
 from producers.http import (
     Caller,
@@ -33,10 +33,10 @@ from producers.http import (
     token_sha256,
 )
 from tests.conftest import MONO_CUIT, RI_CUIT
-from worker.callbacks import Callbacks
-from worker.models import argentina_today
+from worker.invoice.models import argentina_today
 from worker.settings import Settings
 from worker.tenants import Tenants
+from worker.webhooks.callbacks import Callbacks
 
 SHOP_TOKEN = "shop-token-0123456789"  # may invoice for RI_CUIT only
 BOTH_TOKEN = "both-token-9876543210"  # RI_CUIT and MONO_CUIT

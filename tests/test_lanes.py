@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from ops.harness import unique_prefix
+from ops.testkit.harness import unique_prefix
 from worker.dispatcher import Dispatcher
-from worker.keys import Keys
-from worker.lanes import LaneStore, NewJob
+from worker.store.keys import Keys
+from worker.store.lanes import LaneStore, NewJob
 
 CUIT_A = "20111111112"
 CUIT_B = "20267565393"

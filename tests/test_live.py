@@ -12,9 +12,9 @@ import os
 import pytest
 
 from producers.doctor import render, run_doctor
-from worker.client import TusFacturasClient
 from worker.settings import PRODUCTION_API_URL
 from worker.tenants import Pdv, Tenants
+from worker.tusfacturas.client import TusFacturasClient
 
 pytestmark = pytest.mark.live
 

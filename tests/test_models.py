@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from ops.examples import load_example, load_examples
+from ops.testkit.examples import load_example, load_examples
 from worker.errors import InvalidJob
-from worker.models import JobEnvelope, argentina_today, expected_totals, validate_envelope
+from worker.invoice.models import JobEnvelope, argentina_today, expected_totals, validate_envelope
 
 TODAY = argentina_today()
 

@@ -1,6 +1,6 @@
 """End to end: real Redis, real Celery worker processes, the sandbox over HTTP.
 
-Every test judges the run from the sandbox's ledger (ops.verify.audit): each job issued
+Every test judges the run from the sandbox's ledger (ops.testkit.ledger.audit): each job issued
 exactly once, per CUIT + PDV + tipo numbers in enqueue order with no gaps, and no two
 invoicing calls of a CUIT closer than the gap.
 """
@@ -19,16 +19,16 @@ from typing import Any
 import pytest
 import redis
 
-from ops.examples import factura_b_jobs
-from ops.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from ops.sandbox.server import SandboxProcess
-from ops.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
-from ops.verify import audit
-from ops.webhook_receiver import running_receiver
+from ops.testkit.examples import factura_b_jobs
+from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.testkit.ledger import audit
+from ops.testkit.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
+from ops.testkit.webhook_receiver import running_receiver
 from producers.client import InvoiceQueue
-from worker.client import TusFacturasClient
-from worker.models import argentina_today
+from worker.invoice.models import argentina_today
 from worker.tenants import Tenants
+from worker.tusfacturas.client import TusFacturasClient
 
 GAP = 0.25
 CUITS = make_cuits(4)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from worker.outcomes import (
+from worker.tusfacturas.errors import (
     AmbiguousError,
     RejectedError,
     SequenceError,
@@ -17,7 +17,7 @@ from worker.outcomes import (
     TusFacturasError,
     classify_error_body,
 )
-from worker.replies import issued_from_reply, parse_comprobante_nro
+from worker.tusfacturas.replies import issued_from_reply, parse_comprobante_nro
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from ops.sandbox.state import (
     expected_total,
 )
 
-TENANTS = Path(__file__).resolve().parent.parent / "ops" / "examples" / "tenants.toml"
+TENANTS = Path(__file__).resolve().parent.parent / "ops" / "testkit" / "examples" / "tenants.toml"
 RI = "20111111112"
 MONO = "20267565393"
 RI_3 = {

@@ -12,13 +12,13 @@ from typing import Any
 
 import redis
 
-from ops.examples import load_example
-from ops.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from ops.sandbox.server import SandboxProcess
-from ops.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
-from ops.webhook_receiver import running_receiver
+from ops.testkit.examples import load_example
+from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.testkit.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
+from ops.testkit.webhook_receiver import running_receiver
 from producers.client import InvoiceQueue
-from worker.models import argentina_today
+from worker.invoice.models import argentina_today
 from worker.tenants import Tenants
 
 

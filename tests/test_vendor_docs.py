@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from ops.examples import load_example
 from ops.sandbox.dialect import NOT_FOUND_WORDINGS
-from worker.cuit import check_digit, is_valid_cuit
+from ops.testkit.examples import load_example
 from worker.errors import InvalidJob
-from worker.models import argentina_today, validate_envelope
-from worker.outcomes import (
+from worker.invoice.cuit import check_digit, is_valid_cuit
+from worker.invoice.models import argentina_today, validate_envelope
+from worker.tusfacturas.errors import (
     AmbiguousError,
     RejectedError,
     SequenceError,

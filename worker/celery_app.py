@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 
 from celery import Celery, states
 
-from worker.callbacks import Deliverer
-from worker.callbacks import publish_events as _publish_events
 from worker.dispatcher import Dispatcher
 from worker.runtime import Runtime
 from worker.settings import get_settings
 from worker.submit import Sender
+from worker.webhooks.callbacks import Deliverer
+from worker.webhooks.callbacks import publish_events as _publish_events
 
 log = logging.getLogger("tfq.celery")
 T = TypeVar("T")

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from worker.keys import Keys
-from worker.lanes import LaneStore, text
+from worker.store.keys import Keys
+from worker.store.lanes import LaneStore, text
 
 API_CALLS = Counter(
     "tfq_api_calls",

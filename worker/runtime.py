@@ -7,14 +7,14 @@ from functools import cached_property
 
 import redis
 
-from worker.callbacks import Callbacks, Deliverer
-from worker.client import TusFacturasClient
 from worker.errors import ConfigError
-from worker.keys import Keys
-from worker.lanes import LaneStore
 from worker.settings import Settings
+from worker.store.keys import Keys
+from worker.store.lanes import LaneStore
 from worker.submit import Sender
 from worker.tenants import Tenants
+from worker.tusfacturas.client import TusFacturasClient
+from worker.webhooks.callbacks import Callbacks, Deliverer
 
 log = logging.getLogger("tfq.runtime")
 

@@ -24,12 +24,15 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from worker.client import CONSULTA_AVANZADA, NUMERACION, BatchResult, TusFacturasClient
-from worker.jobs import Job, fingerprint
-from worker.lanes import LaneStore
+from worker.invoice.models import afip_date_window, argentina_today
+from worker.invoice.tables import TIPOS
 from worker.metrics import SENDS_HELD
-from worker.models import afip_date_window, argentina_today
-from worker.outcomes import (
+from worker.settings import Settings
+from worker.store.jobs import Job, fingerprint
+from worker.store.lanes import LaneStore
+from worker.tenants import Pdv, Tenants, UnknownPdv
+from worker.tusfacturas.client import CONSULTA_AVANZADA, NUMERACION, BatchResult, TusFacturasClient
+from worker.tusfacturas.errors import (
     AFIP_DOWN_WINDOW,
     AmbiguousError,
     OutcomeKind,
@@ -41,10 +44,7 @@ from worker.outcomes import (
     TusFacturasError,
     UnclassifiedError,
 )
-from worker.replies import IssuedInvoice
-from worker.settings import Settings
-from worker.tables import TIPOS
-from worker.tenants import Pdv, Tenants, UnknownPdv
+from worker.tusfacturas.replies import IssuedInvoice
 
 log = logging.getLogger("tfq.submit")
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from worker.cuit import valid_cuit
 from worker.errors import ConfigError, FieldError, TfqError, field_errors
+from worker.invoice.cuit import valid_cuit
 
 
 class TenantsFileError(ConfigError, ValueError):

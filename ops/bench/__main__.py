@@ -3,7 +3,7 @@
     python -m ops.bench [--quick] [--only NAME ...] [--workers 3] [--threads 24]
                         [--callbacks local|none|as-is] [--keep-logs]
 
-Every scenario runs under its own key prefix (`ops.harness.unique_prefix`) with its own
+Every scenario runs under its own key prefix (`ops.testkit.harness.unique_prefix`) with its own
 sandbox and a generated tenants file (CUITs with PDVs 2 and 3, real, and 679, test), and
 removes its keys, its Celery result keys and its processes afterwards (also on Ctrl-C).
 Prints a table (each figure with its target) and one JSON line with every figure.
@@ -11,7 +11,7 @@ Prints a table (each figure with its target) and one JSON line with every figure
 Scenarios (sizes without --quick; --quick runs the same with fewer jobs, about a minute):
 
 1. `enqueue`: `InvoiceQueue.submit_many(..., batch=)` of 20,000 copies of the sample jobs
-   (`ops/examples`, unique external_references, 500 CUITs), validation included: jobs/s
+   (`ops/testkit/examples`, unique external_references, 500 CUITs), validation included: jobs/s
    (target >= 10,000). Baseline, same run, same Redis: a loop of Celery `apply_async` of the
    same envelope dicts to a throwaway queue (json serializer, no consumer).
    `enqueue_vs_apply_async` = enqueue jobs/s / apply_async jobs/s (target >= 3).
@@ -47,7 +47,7 @@ or kept (`as-is`: here they do not resolve, and each costs a worker thread a DNS
 
 Diagnostics in the JSON line (not targets): `*_cpu_percent` (of one core, per process group;
 `others` = whatever else kept this machine busy meanwhile), `*_path_ms` (see
-`ops.bench_kit.pipeline_breakdown`), `capacity_redis_commands_per_job` (server-wide
+`ops.bench.kit.pipeline_breakdown`), `capacity_redis_commands_per_job` (server-wide
 `INFO commandstats` delta), `*_leases_reaped`, `*_callbacks`, `*_job_states`.
 """
 
@@ -74,7 +74,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from ops.bench_kit import (
+from ops.bench.kit import (
     CallbackSink,
     Check,
     CpuMeter,
@@ -94,12 +94,12 @@ from ops.bench_kit import (
     used_memory,
     write_tenants,
 )
-from ops.harness import WorkerProcess, unique_prefix, wait_until, worker_env
-from ops.localredis import ensure
 from ops.sandbox.server import SandboxProcess
+from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.testkit.localredis import ensure
 from producers.client import InvoiceQueue
-from worker.lanes import text
-from worker.models import argentina_today
+from worker.invoice.models import argentina_today
+from worker.store.lanes import text
 
 SCENARIOS = ("enqueue", "slots", "capacity", "idle", "bulk", "memory")
 

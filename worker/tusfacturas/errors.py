@@ -24,8 +24,8 @@ from enum import StrEnum
 from typing import Any
 
 from worker.errors import TfqError
-from worker.replies import clean_str, error_codes, messages
-from worker.tables import ARGENTINA_TZ
+from worker.invoice.tables import ARGENTINA_TZ
+from worker.tusfacturas.replies import clean_str, error_codes, messages
 
 AFIP_DOWN_WINDOW = timedelta(minutes=12)  # TusFacturas blocks invoicing in 12-minute windows
 DEFAULT_CUIT_BLOCK = timedelta(

@@ -1,7 +1,7 @@
 """Benchmark of the HTTP intake (`tfq serve`) over real HTTP against a local Redis.
 
-    python -m ops.bench_intake                 # 2 uvicorn workers, 4 batches in flight
-    python -m ops.bench_intake --workers 1 --concurrency 2 --batches 40
+    python -m ops.bench.intake                 # 2 uvicorn workers, 4 batches in flight
+    python -m ops.bench.intake --workers 1 --concurrency 2 --batches 40
 
 Starts the intake with uvicorn in a subprocess (its own key prefix and tenants file with a
 bench client), then measures:
@@ -32,12 +32,12 @@ from typing import Any
 import redis
 import requests
 
-from ops.examples import load_examples
-from ops.harness import unique_prefix
-from ops.localredis import ensure, free_port
-from ops.tenantgen import make_cuits
+from ops.testkit.examples import load_examples
+from ops.testkit.harness import unique_prefix
+from ops.testkit.localredis import ensure, free_port
+from ops.testkit.tenantgen import make_cuits
 from producers.http import token_sha256
-from worker.models import argentina_today
+from worker.invoice.models import argentina_today
 
 TOKEN = "bench-intake-token"
 TARGET_ENVELOPES_PER_S = 5_000
@@ -310,7 +310,7 @@ def run(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ops.bench_intake", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m ops.bench.intake", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     p.add_argument("--batches", type=int, default=30, help="POST /v1/batches requests")

@@ -1,4 +1,4 @@
-"""Per-CUIT lanes in Redis: every state change is one Lua script in `worker/lua/`.
+"""Per-CUIT lanes in Redis: every state change is one Lua script in `worker/store/lua/`.
 
 A lane is a FIFO of job ids, a state hash (lease + fencing token, gap clock, pause) and an
 entry in one sorted set of ready lanes scored by the earliest time it may send again.
@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import redis
 
-from worker.keys import Keys, lua_prelude
+from worker.store.keys import Keys, lua_prelude
 
 SCRIPTS = (
     "enqueue",
@@ -41,7 +41,7 @@ SCRIPTS = (
 
 
 def _load(name: str) -> str:
-    lua = resources.files("worker") / "lua"
+    lua = resources.files("worker.store") / "lua"
     return lua_prelude() + (lua / "lib.lua").read_text() + (lua / f"{name}.lua").read_text()
 
 
@@ -84,7 +84,7 @@ class NewJob:
     external_reference: str
     punto_venta: int
     tipo: str
-    envelope: bytes  # zlib-compressed JSON (worker.jobs.pack_envelope)
+    envelope: bytes  # zlib-compressed JSON (worker.store.jobs.pack_envelope)
 
 
 class LaneStore:
@@ -97,7 +97,7 @@ class LaneStore:
         self._scripts = {name: client.register_script(_load(name)) for name in SCRIPTS}
 
     def run_script(self, name: str, *args: Any) -> Any:
-        """Run one of the scripts in worker/lua (the prefix is always its first argument)."""
+        """Run one of the scripts in worker/store/lua (the prefix is always its first argument)."""
         return self._scripts[name](args=[self.p, *args])
 
     def now(self) -> float:
@@ -360,7 +360,7 @@ class LaneStore:
         mode: Literal["asked", "verified", "confirmed"] = "confirmed",
     ) -> bool:
         """Record the next number (or numeracion's raw answer, mode 'asked'), only under
-        the lane's current lease. See `worker/lua/seq.lua` for the modes."""
+        the lane's current lease. See `worker/store/lua/seq.lua` for the modes."""
         return bool(self.run_script("seq", cuit, token, f"{punto_venta}:{tipo}", numero, mode))
 
     def asked_number(self, cuit: str, punto_venta: int, tipo: str) -> int | None:

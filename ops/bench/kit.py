@@ -21,9 +21,9 @@ from typing import Any
 
 import redis
 
-from ops import tenantgen
-from ops.examples import load_examples
-from ops.verify import audit
+from ops.testkit import tenantgen
+from ops.testkit.examples import load_examples
+from ops.testkit.ledger import audit
 
 INVOICING = ("facturacion/nuevo", "facturacion/lotes")
 GAP_TOLERANCE_SECONDS = 0.001  # clock granularity allowance of the bench's own gap check

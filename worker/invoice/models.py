@@ -29,10 +29,9 @@ from pydantic import (
     model_validator,
 )
 
-from worker.cuit import cuit_problem, valid_cuit
 from worker.errors import FieldError, InvalidJob, field_errors, format_loc, unencodable_path
-from worker.settings import CF_IDENTIFICATION_THRESHOLD_ARS
-from worker.tables import (
+from worker.invoice.cuit import cuit_problem, valid_cuit
+from worker.invoice.tables import (
     ALICUOTAS,
     ARGENTINA_TZ,
     CONDICION_PAGO_OTRA,
@@ -47,6 +46,7 @@ from worker.tables import (
     TRIBUTO_TIPOS,
     TipoInfo,
 )
+from worker.settings import CF_IDENTIFICATION_THRESHOLD_ARS
 
 CENT = Decimal("0.01")
 TOTAL_TOLERANCE = Decimal("0.01")

@@ -1,7 +1,7 @@
 """Make sure a Redis is reachable; start a private `redis-server` when none is.
 
-    python -m ops.localredis ensure   # prints the URL to use (TFQ_REDIS_URL or a private one)
-    python -m ops.localredis stop     # stops the private server started by `ensure`, if any
+    python -m ops.testkit.localredis ensure  # prints the URL (TFQ_REDIS_URL or a private one)
+    python -m ops.testkit.localredis stop    # stops the private server `ensure` started, if any
 
 Used by `make test`, `.ci/run` and `tfq demo`. The private server keeps nothing on disk.
 """
@@ -132,9 +132,9 @@ def main(argv: list[str]) -> None:
         elif action == "stop":
             stop()
         else:
-            raise SystemExit("usage: python -m ops.localredis ensure|stop")
+            raise SystemExit("usage: python -m ops.testkit.localredis ensure|stop")
     except ConfigError as exc:
-        raise SystemExit(f"ops.localredis: {exc}") from None
+        raise SystemExit(f"ops.testkit.localredis: {exc}") from None
 
 
 if __name__ == "__main__":

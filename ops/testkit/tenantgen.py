@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from worker.cuit import check_digit
+from worker.invoice.cuit import check_digit
 
 TEST_PDV = 1  # "punto de venta irreal": empty CAE is success
 REAL_PDV = 2

@@ -1,7 +1,7 @@
 """The TusFacturas API v2 client: one pooled session, explicit timeouts, classified outcomes.
 
 Every call either returns a normalized record or raises one `TusFacturasError` subclass
-(`worker.outcomes`). Invoice-generating calls are never retried here: whether a retry is
+(`worker.tusfacturas.errors`). Invoice-generating calls are never retried here: whether a retry is
 safe is the caller's decision, made after reconciliation. Credentials come from the
 tenants file's `Pdv` at call time and are scrubbed from every message this module emits.
 """
@@ -21,7 +21,9 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
 from worker.metrics import API_CALLS, API_SECONDS
-from worker.outcomes import (
+from worker.settings import Settings
+from worker.tenants import Pdv
+from worker.tusfacturas.errors import (
     AmbiguousError,
     RateLimitedError,
     RejectedError,
@@ -32,7 +34,7 @@ from worker.outcomes import (
     classify_error_body,
     says_not_found,
 )
-from worker.replies import (
+from worker.tusfacturas.replies import (
     IssuedInvoice,
     clean_str,
     issued_from_consulta,
@@ -41,8 +43,6 @@ from worker.replies import (
     parse_comprobante_nro,
     parse_int,
 )
-from worker.settings import Settings
-from worker.tenants import Pdv
 
 log = logging.getLogger("tfq.client")
 

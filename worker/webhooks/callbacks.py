@@ -34,10 +34,10 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
 from worker.errors import TfqError
-from worker.jobs import public_result
-from worker.keys import Keys
-from worker.lanes import LaneStore, text
 from worker.settings import Settings
+from worker.store.jobs import public_result
+from worker.store.keys import Keys
+from worker.store.lanes import LaneStore, text
 from worker.tenants import Tenants
 
 log = logging.getLogger("tfq.callbacks")

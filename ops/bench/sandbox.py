@@ -1,6 +1,6 @@
 """Benchmark the sandbox: valid `facturacion/nuevo` calls per second vs. the bare HTTP floor.
 
-    python -m ops.bench_sandbox [--seconds 5] [--clients 2] [--concurrency 32] [--cuits 50]
+    python -m ops.bench.sandbox [--seconds 5] [--clients 2] [--concurrency 32] [--cuits 50]
 
 Starts a `SandboxProcess` (gap 0) with a generated tenants file of `--cuits` CUITs, then, for
 `--seconds` each, fires from `--clients` client processes (aiohttp, keep-alive,
@@ -30,10 +30,10 @@ from typing import Any
 
 import aiohttp
 
-from ops.examples import load_example
 from ops.sandbox.server import SandboxProcess
 from ops.sandbox.state import AR_TZ
-from ops.tenantgen import REAL_PDV, make_cuits, write_tenants
+from ops.testkit.examples import load_example
+from ops.testkit.tenantgen import REAL_PDV, make_cuits, write_tenants
 from worker.tenants import Pdv, Tenants
 
 
@@ -132,7 +132,7 @@ def run_phase(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ops.bench_sandbox", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m ops.bench.sandbox", description=__doc__)
     p.add_argument("--seconds", type=float, default=5.0, help="load time per phase, seconds")
     p.add_argument("--clients", type=int, default=2, help="client processes")
     p.add_argument("--concurrency", type=int, default=32, help="requests in flight per client")

@@ -1,0 +1,1 @@
+"""Benchmarks (`python -m ops.bench`) and their kit."""

@@ -1,0 +1,1 @@
+"""Test and run kit: harness, local Redis, ledger audit, tenants, webhook receiver."""

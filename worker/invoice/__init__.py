@@ -1,0 +1,1 @@
+"""Invoices: the intake models, AFIP tables and rules, CUIT checks."""

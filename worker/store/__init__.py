@@ -1,0 +1,1 @@
+"""All Redis state: keys, scripts, lanes, jobs, callbacks, outbox, queries."""

@@ -1,0 +1,1 @@
+"""The TusFacturas API v2: the HTTP client, its replies, and their failure classes."""

@@ -1,0 +1,1 @@
+"""Signed callbacks: signing, safe outbound HTTP, delivery and publishing."""
