@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
+import secrets
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import IntegrityError
 
 from ops.testkit.examples import load_example
 from worker.archive import db
+from worker.archive.archiver import archive_due, claim, settle
 from worker.archive.repository import Archive, row_from_record
 from worker.errors import ConfigError
 from worker.invoice.models import validate_envelope
 from worker.store.jobs import pack_envelope
+from worker.store.keys import Keys
+from worker.store.lanes import LaneStore
 
 TODAY = date(2026, 11, 20)
 
@@ -147,3 +154,63 @@ def test_default_url_is_a_sqlite_file_under_the_data_dir(tmp_path: Any) -> None:
     engine = create_engine(db.driver_url(url))
     assert engine.dialect.name == "sqlite"
     assert url.endswith("/data/archive.sqlite3")
+
+
+# --- the archiver: from the Redis schedule to the database --------------------------------
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[LaneStore]:
+    client = redis.Redis.from_url(redis_url)
+    keys = Keys(f"tfq-test-{secrets.token_hex(4)}:")
+    yield LaneStore(client, keys)
+    for key in client.scan_iter(keys.pattern()):
+        client.delete(key)
+
+
+def finish(store: LaneStore, rec: dict[str, Any], at: float) -> None:
+    """What the status scripts leave: the final record, and the job due for the archive."""
+    store.r.hset(store.keys.job(rec["id"]), mapping=rec)
+    store.r.zadd(store.keys.archive, {rec["id"]: at})
+
+
+def test_archiver_writes_each_finished_job_once(store: LaneStore, archive: Archive) -> None:
+    for i in range(5):
+        finish(store, record(f"j{i}", numero=10 + i, ref=f"R{i}"), at=1.0)
+    first = archive_due(store, archive)
+    assert (first.claimed, first.written, first.settled, first.failed) == (5, 5, 5, False)
+    assert store.r.zcard(store.keys.archive) == 0
+    assert archive_due(store, archive).claimed == 0
+    # A later change to a job (its PDF stored, say) is archived again.
+    finish(store, record("j0", numero=10, ref="R0", updated=9.0) | {"pdf_sha256": "ab" * 32}, 2.0)
+    again = archive_due(store, archive)
+    assert (again.claimed, again.written) == (1, 1)
+    row = archive.get("j0")
+    assert row is not None
+    assert row.pdf_sha256 == "ab" * 32
+    assert archive.count() == 5
+
+
+def test_a_change_while_archiving_is_archived_again(store: LaneStore, archive: Archive) -> None:
+    finish(store, record("j1"), at=1.0)
+    claims = claim(store, 10, 120)
+    finish(store, record("j1", updated=9.0), at=5.0)  # re-added while the claim was out
+    assert settle(store, claims) == 0
+    assert store.r.zcard(store.keys.archive) == 1
+
+
+def test_database_outage_keeps_everything_queued(store: LaneStore, tmp_path: Path) -> None:
+    finish(store, record("j1"), at=1.0)
+    broken = Archive(db.engine_for(f"sqlite:///{tmp_path}/no-schema.sqlite3"))  # no table
+    failed = archive_due(store, broken, visibility_seconds=0)
+    assert (failed.failed, failed.settled) == (True, 0)
+    assert store.r.zcard(store.keys.archive) == 1
+
+
+def test_a_duplicate_number_is_held_back_not_the_others(store: LaneStore, archive: Archive) -> None:
+    finish(store, record("j1", numero=7, ref="A"), at=1.0)
+    finish(store, record("j2", numero=7, ref="B"), at=2.0)  # the same invoice number
+    finish(store, record("j3", numero=8, ref="C"), at=3.0)
+    done = archive_due(store, archive)
+    assert (done.written, done.settled) == (2, 2)
+    assert [m.decode() for m in store.r.zrange(store.keys.archive, 0, -1)] == ["j2"]

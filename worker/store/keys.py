@@ -49,6 +49,9 @@ TEMPLATES: dict[str, str] = {
     # Outbox of events to publish ("invoice.issued|<job id>", "batch.completed|<batch>|<job
     # id>", ...), written in the same script as the status change they report.
     "outbox": "outbox",
+    # Finished jobs whose record is not yet in the SQL archive, scored by when they are
+    # due (a claimed one is pushed ahead by a visibility timeout).
+    "archive": "archive",
     "callbacks_due": "callbacks:due",
     "callbacks_dead": "callbacks:dead",
 }
@@ -142,6 +145,10 @@ class Keys:
     @property
     def outbox(self) -> str:
         return self._k("outbox")
+
+    @property
+    def archive(self) -> str:
+        return self._k("archive")
 
     @property
     def callbacks_due(self) -> str:

@@ -37,6 +37,8 @@ SCRIPTS = (
     "sighting",
     "lift_sightings",
     "tally",
+    "archive_claim",
+    "archive_done",
 )
 
 

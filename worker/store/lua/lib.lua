@@ -48,6 +48,7 @@ local function set_status(P, id, new, now, retention)
   if is_final(new) then
     -- The outbox: the event is recorded with the status change or not at all.
     redis.call('ZADD', K.outbox(P), now, 'invoice.' .. new .. '|' .. id)
+    redis.call('ZADD', K.archive(P), now, id)
     redis.call('ZREM', K.pending(P), id)
     redis.call('HSET', jk, 'finished', now)
     if retention and tonumber(retention) and tonumber(retention) > 0 then
