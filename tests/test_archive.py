@@ -21,6 +21,7 @@ from worker.archive.archiver import archive_due, claim, settle
 from worker.archive.repository import Archive, row_from_record
 from worker.errors import ConfigError
 from worker.invoice.models import validate_envelope
+from worker.settings import Settings
 from worker.store.jobs import pack_envelope
 from worker.store.keys import Keys
 from worker.store.lanes import LaneStore
@@ -149,8 +150,8 @@ def test_ensure_schema_migrates_sqlite_but_never_production(archive_url: str) ->
         db.ensure_schema(engine)
 
 
-def test_default_url_is_a_sqlite_file_under_the_data_dir(tmp_path: Any) -> None:
-    url = db.default_url(tmp_path / "data")
+def test_default_url_is_a_sqlite_file_under_the_data_dir(tmp_path: Path) -> None:
+    url = Settings(data_dir=tmp_path / "data").archive_database_url
     engine = create_engine(db.driver_url(url))
     assert engine.dialect.name == "sqlite"
     assert url.endswith("/data/archive.sqlite3")

@@ -66,6 +66,28 @@ class Settings(BaseSettings):
     # most envelopes in one POST /v1/batches; both answer 413 beyond.
     intake_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     intake_max_batch: int = Field(10_000, ge=1)
+    # The archive: a SQL database (default: a SQLite file under data_dir) and the PDF
+    # store (default: a directory under data_dir; any fsspec URL, e.g. s3://bucket/tfq).
+    data_dir: Path = Path(".tfq")
+    archive_url: str | None = None
+    pdf_dir: str | None = None
+    # Intake's public base URL: callbacks and results link to tfq's own lasting PDF
+    # route under it (TusFacturas' own links die the day they are given).
+    public_url: str | None = None
+    pdf_download_timeout_seconds: float = Field(30.0, gt=0)
+    pdf_max_attempts: int = Field(8, ge=1)
+    # `regenerar_pdf` is billed per call (its newest page): at most this many per job.
+    pdf_max_regenerations: int = Field(2, ge=0)
+    pdf_visibility_seconds: float = Field(300.0, gt=0)
+    archive_visibility_seconds: float = Field(120.0, gt=0)
+
+    @property
+    def archive_database_url(self) -> str:
+        return self.archive_url or f"sqlite:///{(self.data_dir / 'archive.sqlite3').resolve()}"
+
+    @property
+    def pdf_store_url(self) -> str:
+        return self.pdf_dir or str((self.data_dir / "pdfs").resolve())
 
     @property
     def result_retention_seconds(self) -> int:

@@ -36,8 +36,13 @@ class ArchivePass:
     failed: bool  # the database refused: every claim stays in Redis
 
 
-def claim(store: LaneStore, max_items: int, visibility_seconds: float) -> list[ArchiveClaim]:
-    flat = [text(x) for x in store.run_script("archive_claim", max_items, visibility_seconds)]
+def claim(
+    store: LaneStore, max_items: int, visibility_seconds: float, which: str = "archive"
+) -> list[ArchiveClaim]:
+    """Due jobs of a schedule ('archive' or 'pdfs'), each pushed ahead while handled."""
+    flat = [
+        text(x) for x in store.run_script("schedule_claim", which, max_items, visibility_seconds)
+    ]
     return [ArchiveClaim(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
 

@@ -16,13 +16,6 @@ from sqlalchemy.engine import make_url
 
 from worker.errors import ConfigError
 
-SQLITE_FILE_NAME = "archive.sqlite3"
-
-
-def default_url(data_dir: Path) -> str:
-    """A SQLite file under the data directory: needs nothing installed."""
-    return f"sqlite:///{(data_dir / SQLITE_FILE_NAME).resolve()}"
-
 
 def driver_url(url: str) -> str:
     """The URL with the driver tfq ships: a plain `postgresql://` (or `postgres://`) URL

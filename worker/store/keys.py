@@ -52,6 +52,8 @@ TEMPLATES: dict[str, str] = {
     # Finished jobs whose record is not yet in the SQL archive, scored by when they are
     # due (a claimed one is pushed ahead by a visibility timeout).
     "archive": "archive",
+    # Issued jobs whose PDFs are not yet in the PDF store, scored by the next try.
+    "pdfs": "pdfs",
     "callbacks_due": "callbacks:due",
     "callbacks_dead": "callbacks:dead",
 }
@@ -149,6 +151,10 @@ class Keys:
     @property
     def archive(self) -> str:
         return self._k("archive")
+
+    @property
+    def pdfs(self) -> str:
+        return self._k("pdfs")
 
     @property
     def callbacks_due(self) -> str:

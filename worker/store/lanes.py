@@ -37,8 +37,11 @@ SCRIPTS = (
     "sighting",
     "lift_sightings",
     "tally",
-    "archive_claim",
+    "schedule_claim",
     "archive_done",
+    "account_turn",
+    "pdf_kept",
+    "pdf_retry",
 )
 
 

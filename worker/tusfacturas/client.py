@@ -52,6 +52,8 @@ NUMERACION = "facturacion/numeracion"
 CONSULTA = "facturacion/consulta"
 CONSULTA_AVANZADA = "facturacion/consulta_avanzada"
 ALERTAS = "estado_servicios/alertas"
+# Billed: the newest page counts every call as a request of the plan.
+REGENERAR_PDF = "facturacion/regenerar_pdf"
 INVOICING_ENDPOINTS = frozenset({NUEVO, LOTES})
 
 # consulta_avanzada statuses of invoices that are not (yet) issued: queued ones, and
@@ -75,6 +77,15 @@ class BatchResult:
             if isinstance(item, TusFacturasError):
                 return i
         return None
+
+
+@dataclass(frozen=True)
+class PdfLinks:
+    """Fresh links to an issued invoice's PDFs; like those `nuevo` returns, they work
+    only on the day they are given."""
+
+    pdf_url: str
+    ticket_url: str | None
 
 
 @dataclass(frozen=True)
@@ -313,6 +324,23 @@ class TusFacturasClient:
         if found is None and parse_int(body.get("total")) == 0:
             return []
         raise TransientError("consulta_avanzada reply without a list of comprobantes")
+
+    def regenerar_pdf(self, pdv: Pdv, tipo: str, numero: int) -> PdfLinks:
+        """New links to an issued invoice's PDF and ticket (`facturacion/regenerar_pdf`),
+        for when the ones it was issued with have expired. Costs a request of the plan."""
+        payload = {
+            "comprobante": {
+                "tipo": tipo,
+                "operacion": "V",
+                "punto_venta": pdv.punto_venta,
+                "numero": numero,
+            }
+        }
+        body = self._call(REGENERAR_PDF, pdv, payload)
+        pdf_url = clean_str(body.get("comprobante_pdf_url"))
+        if not pdf_url:
+            raise TransientError("regenerar_pdf reply without comprobante_pdf_url")
+        return PdfLinks(pdf_url, clean_str(body.get("comprobante_ticket_url")) or None)
 
     def raw_query(self, pdv: Pdv, endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
         """A query's JSON reply as the API wrote it, error replies included (diagnostics:

@@ -49,6 +49,7 @@ local function set_status(P, id, new, now, retention)
     -- The outbox: the event is recorded with the status change or not at all.
     redis.call('ZADD', K.outbox(P), now, 'invoice.' .. new .. '|' .. id)
     redis.call('ZADD', K.archive(P), now, id)
+    if new == 'issued' then redis.call('ZADD', K.pdfs(P), now, id) end
     redis.call('ZREM', K.pending(P), id)
     redis.call('HSET', jk, 'finished', now)
     if retention and tonumber(retention) and tonumber(retention) > 0 then

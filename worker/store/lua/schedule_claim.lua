@@ -1,11 +1,13 @@
--- Claim jobs whose final record is due for the archive. Each is pushed ahead by a
--- visibility timeout, so one whose archiver died is taken again.
--- ARGV: prefix, max, visibility seconds.
+-- Claim jobs that are due in a schedule: 'archive' (final records not yet in the SQL
+-- archive) or 'pdfs' (issued jobs whose PDFs are not yet kept). Each is pushed ahead by
+-- a visibility timeout, so one whose worker died is taken again.
+-- ARGV: prefix, which ('archive' or 'pdfs'), max, visibility seconds.
 -- Returns [job id, claim deadline (text), ...]: archive_done removes an entry only while
 -- its score is still that deadline (a later change to the job re-adds it with an older
 -- score, and it must be archived again).
-local P, max, visibility = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local key = K.archive(P)
+local P, which, max, visibility = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local key
+if which == 'pdfs' then key = K.pdfs(P) else key = K.archive(P) end
 local now = now_s()
 local deadline = string.format('%.6f', now + visibility)
 local due = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, max)

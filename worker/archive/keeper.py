@@ -1,0 +1,178 @@
+"""Keeping each issued invoice's PDFs: download them the day they are issued, store them,
+and record their hashes, so the archive holds the document and not a link that dies.
+
+Issued jobs join the `pdfs` schedule in the same script as their status (lib.lua). The
+keeper claims due ones, downloads the A4 PDF and the ticket, and when a link has expired
+asks `facturacion/regenerar_pdf` for new ones: a billed call, so it is paced with the
+account's other calls and bounded per job. Failed downloads are tried again later, a
+bounded number of times.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import requests
+
+from worker.archive.archiver import claim
+from worker.archive.pdfs import (
+    PdfKind,
+    PdfLinkExpired,
+    PdfStore,
+    PdfUnavailable,
+    download_pdf,
+    pdf_path,
+)
+from worker.errors import TfqError
+from worker.settings import Settings
+from worker.store.lanes import LaneStore, text
+from worker.tenants import Tenants
+from worker.tusfacturas.client import REGENERAR_PDF, TusFacturasClient
+from worker.tusfacturas.errors import TusFacturasError
+
+log = logging.getLogger("tfq.pdfs")
+
+# Waits between tries of one job's download (seconds): about a day in all, so an outage
+# of the vendor's file server is outlasted; `regenerar_pdf` covers links that died.
+RETRY_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
+# The longest the keeper waits for the account's pacing before it lets the job go back.
+MAX_PACING_WAIT_SECONDS = 5.0
+
+
+class PdfOutcome(StrEnum):
+    KEPT = "kept"
+    NOTHING = "nothing"  # no link to keep (or kept already)
+    RETRY = "retry"
+    GAVE_UP = "gave_up"
+
+
+@dataclass(frozen=True)
+class _Links:
+    pdf_url: str
+    ticket_url: str | None
+
+
+class PdfKeeper:
+    def __init__(
+        self,
+        store: LaneStore,
+        pdfs: PdfStore,
+        client: TusFacturasClient,
+        tenants: Tenants,
+        settings: Settings,
+    ):
+        self.store = store
+        self.pdfs = pdfs
+        self.client = client
+        self.tenants = tenants
+        self.settings = settings
+        self.session = requests.Session()
+
+    def run_due(self, max_items: int = 20) -> Counter[PdfOutcome]:
+        """One pass over the due jobs; returns how each went."""
+        outcomes: Counter[PdfOutcome] = Counter()
+        for c in claim(self.store, max_items, self.settings.pdf_visibility_seconds, "pdfs"):
+            outcomes[self.keep(c.job_id)] += 1
+        return outcomes
+
+    def keep(self, job_id: str) -> PdfOutcome:
+        rec = self.store.job(job_id)
+        if rec is None or rec.get("status") != "issued" or rec.get("pdf_sha256"):
+            self._settle(job_id)
+            return PdfOutcome.NOTHING
+        if not rec.get("pdf_url"):
+            self._settle(job_id)  # nothing was linked (the API gave no PDF)
+            return PdfOutcome.NOTHING
+        regenerations = int(rec.get("pdf_regenerations") or 0)
+        links = _Links(rec["pdf_url"], rec.get("ticket_url") or None)
+        try:
+            try:
+                files = self._download(links)
+            except PdfLinkExpired:
+                if regenerations >= self.settings.pdf_max_regenerations:
+                    raise
+                links = self._regenerate(rec)
+                regenerations += 1
+                files = self._download(links)
+            fields = self._store(rec, files)
+        except (PdfLinkExpired, PdfUnavailable, TusFacturasError, OSError, TfqError) as exc:
+            return self._retry(job_id, rec, exc, regenerations)
+        fields["pdf_regenerations"] = regenerations
+        self._settle(job_id, fields)
+        return PdfOutcome.KEPT
+
+    def _download(self, links: _Links) -> dict[PdfKind, bytes]:
+        timeout = self.settings.pdf_download_timeout_seconds
+        files = {PdfKind.A4: download_pdf(self.session, links.pdf_url, timeout)}
+        if links.ticket_url:
+            files[PdfKind.TICKET] = download_pdf(self.session, links.ticket_url, timeout)
+        return files
+
+    def _regenerate(self, rec: dict[str, Any]) -> _Links:
+        pdv = self.tenants.pdv(rec["cuit"], int(rec["pv"]))
+        self._account_turn()
+        fresh = self.client.regenerar_pdf(pdv, rec["tipo"], int(rec["numero"]))
+        log.info("pdf link regenerated", extra={"job_id": rec["id"]})
+        return _Links(fresh.pdf_url, fresh.ticket_url)
+
+    def _account_turn(self) -> None:
+        """Wait for the account's pacing slot (bounded): `regenerar_pdf` counts against
+        the same per-second limit as every other call."""
+        interval = 1.0 / self.settings.api_max_rps
+        deadline = time.monotonic() + MAX_PACING_WAIT_SECONDS
+        while True:
+            res = [
+                text(x)
+                for x in self.store.run_script(
+                    "account_turn", interval, MAX_PACING_WAIT_SECONDS, REGENERAR_PDF
+                )
+            ]
+            if res[0] == "go":
+                return
+            wait = float(res[1])
+            if time.monotonic() + wait > deadline:
+                raise PdfUnavailable("the account's pacing left no turn for regenerar_pdf")
+            time.sleep(wait)
+
+    def _store(self, rec: dict[str, Any], files: dict[PdfKind, bytes]) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        for kind, data in files.items():
+            path = pdf_path(rec["cuit"], int(rec["pv"]), rec["tipo"], int(rec["numero"]), kind)
+            stored = self.pdfs.put(path, data)
+            fields |= {
+                f"{kind}_path": stored.path,
+                f"{kind}_sha256": stored.sha256,
+                f"{kind}_size": stored.size,
+            }
+        return fields
+
+    def _settle(self, job_id: str, fields: dict[str, Any] | None = None) -> None:
+        args = [x for kv in (fields or {}).items() for x in kv]
+        self.store.run_script("pdf_kept", job_id, *args)
+
+    def _retry(
+        self, job_id: str, rec: dict[str, Any], exc: Exception, regenerations: int
+    ) -> PdfOutcome:
+        attempts = int(rec.get("pdf_attempts") or 0)
+        delay = RETRY_SECONDS[min(attempts, len(RETRY_SECONDS) - 1)]
+        error = str(exc) if isinstance(exc, TfqError) else type(exc).__name__
+        made = int(
+            self.store.run_script(
+                "pdf_retry",
+                job_id,
+                self.store.now() + delay,
+                self.settings.pdf_max_attempts,
+                error,
+                regenerations,
+            )
+        )
+        if made < 0:
+            log.error("pdf not kept", extra={"job_id": job_id, "error": error})
+            return PdfOutcome.GAVE_UP
+        log.warning("pdf download failed", extra={"job_id": job_id, "error": error})
+        return PdfOutcome.RETRY
