@@ -7,13 +7,12 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from pytest_postgresql import factories
 from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy.engine import make_url
 
 from ops.sandbox.server import SandboxProcess
+from ops.testkit import localpostgres
 from ops.testkit.examples import EXAMPLES_DIR
 from worker.tenants import Pdv, Tenants
 
@@ -64,32 +63,20 @@ def redis_url() -> str:
 
 # --- the archive's databases --------------------------------------------------------------
 
-# A private PostgreSQL started from the installed binaries, only when none is reachable.
-postgresql_private = factories.postgresql_proc()
-
-
-def _reachable_postgres(url: str) -> bool:
-    try:
-        psycopg.connect(url, connect_timeout=2).close()
-    except psycopg.Error:
-        return False
-    return True
-
 
 @pytest.fixture(scope="session")
-def postgres_server(request: pytest.FixtureRequest) -> tuple[str, int, str, str | None]:
-    """(host, port, user, password) of a PostgreSQL server for the tests."""
-    url = os.environ.get("TFQ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    if _reachable_postgres(url):
-        parsed = make_url(url)
-        return (
-            parsed.host or "127.0.0.1",
-            parsed.port or 5432,
-            parsed.username or "",
-            parsed.password,
-        )
-    proc = request.getfixturevalue("postgresql_private")
-    return proc.host, proc.port, proc.user, proc.password
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server's URL: TFQ_TEST_POSTGRES_URL or the local default when it
+    answers, else a private server started from the installed binaries for the session."""
+    url = os.environ.get("TFQ_TEST_POSTGRES_URL", localpostgres.DEFAULT_URL)
+    if localpostgres.reachable(url):
+        yield url
+        return
+    private, data = localpostgres.start_private()
+    try:
+        yield private
+    finally:
+        localpostgres.stop_private(data)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -98,8 +85,13 @@ def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'archive.sqlite3'}"
         return
-    host, port, user, password = request.getfixturevalue("postgres_server")
+    server = make_url(request.getfixturevalue("postgres_url"))
     dbname = f"tfq_test_{secrets.token_hex(4)}"
-    with DatabaseJanitor(user=user, host=host, port=port, dbname=dbname, password=password):
-        auth = f"{user}:{password}@" if password else f"{user}@"
-        yield f"postgresql://{auth}{host}:{port}/{dbname}"
+    with DatabaseJanitor(
+        user=server.username or "postgres",
+        host=server.host or "127.0.0.1",
+        port=server.port or 5432,
+        dbname=dbname,
+        password=server.password,
+    ):
+        yield server.set(database=dbname).render_as_string(hide_password=False)
