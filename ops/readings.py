@@ -48,7 +48,8 @@ GAP = 0.5
 INTAKE_PROBE = r"""
 import copy, json, sys
 from ops.testkit.examples import load_example
-from worker.invoice.models import argentina_today, validate_envelope
+from worker.invoice.envelope import validate_envelope
+from worker.invoice.rules import argentina_today
 from worker.errors import InvalidJob
 base = load_example("factura_b", argentina_today())
 a = copy.deepcopy(base)

@@ -94,7 +94,7 @@ from typing import IO, Any, Literal, TextIO
 from pydantic import ValidationError
 
 from worker.errors import FieldError, InvalidJob, TfqError, field_errors
-from worker.invoice.models import JobEnvelope, validate_envelope
+from worker.invoice.envelope import JobEnvelope, validate_envelope
 
 Format = Literal["auto", "jsonl", "csv"]
 

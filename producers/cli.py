@@ -685,7 +685,7 @@ def _run_demo(
         show,
         watch_batch,
     )
-    from worker.invoice.models import argentina_today
+    from worker.invoice.rules import argentina_today
     from worker.settings import Settings
 
     tenants_file = EXAMPLES_DIR / "tenants.toml"

@@ -58,7 +58,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from producers.client import InvoiceQueue
 from worker.errors import ConfigError, FieldError, InvalidJob, format_loc
-from worker.invoice.models import JobEnvelope
+from worker.invoice.envelope import JobEnvelope
 from worker.logs import configure_logging
 from worker.metrics import queue_registry
 from worker.settings import Settings, get_settings

@@ -16,7 +16,7 @@ import pytest
 
 from producers import bulkfile
 from producers.bulkfile import FileFormatError, JobLine, read_jobs, validate_file
-from worker.invoice.models import validate_envelope
+from worker.invoice.envelope import validate_envelope
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ops" / "testkit" / "examples"
 BULK_CSV = EXAMPLES / "bulk.csv"

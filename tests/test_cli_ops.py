@@ -25,7 +25,7 @@ from producers.cli import app
 from producers.client import InvoiceQueue
 from producers.ops_views import Table, duration, lane_row, redis_where
 from tests.conftest import MONO_CUIT, RI_CUIT
-from worker.invoice.models import argentina_today
+from worker.invoice.rules import argentina_today
 from worker.settings import get_settings
 
 TODAY = argentina_today()

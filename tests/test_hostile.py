@@ -60,7 +60,7 @@ from tests.hostile_strategies import (
 )
 from tests.test_http import serving
 from worker.errors import FieldError, InvalidJob
-from worker.invoice.models import validate_envelope
+from worker.invoice.envelope import validate_envelope
 from worker.settings import Settings
 from worker.tenants import Tenants
 
@@ -873,9 +873,9 @@ def test_bug10_an_unknown_field_that_is_not_plain_json_is_refused(
     assert [e.path for e in errors] == ["invoice.cliente.zz"]
 
 
-# BUG-11: worker.invoice.models.unknown_fields read a dict where a list of blocks belongs (detalle,
-# tributos, comprobantes_asociados...) as the list's item 0: a misspelt or credential key in
-# it was refused at `invoice.comprobante.detalle[0].<key>`, a path not in the input.
+# BUG-11: worker.invoice.passthrough.unknown_fields read a dict where a list of blocks belongs
+# (detalle, tributos, comprobantes_asociados...) as the list's item 0: a misspelt or credential
+# key in it was refused at `invoice.comprobante.detalle[0].<key>`, a path not in the input.
 
 
 @pytest.mark.parametrize("key", ["cantidadd", "apikey"])

@@ -33,7 +33,7 @@ from producers.http import (
     token_sha256,
 )
 from tests.conftest import MONO_CUIT, RI_CUIT
-from worker.invoice.models import argentina_today
+from worker.invoice.rules import argentina_today
 from worker.settings import Settings
 from worker.tenants import Tenants
 from worker.webhooks.callbacks import Callbacks

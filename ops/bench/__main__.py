@@ -98,7 +98,7 @@ from ops.sandbox.server import SandboxProcess
 from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from ops.testkit.localredis import ensure
 from producers.client import InvoiceQueue
-from worker.invoice.models import argentina_today
+from worker.invoice.rules import argentina_today
 from worker.store.lanes import text
 
 SCENARIOS = ("enqueue", "slots", "capacity", "idle", "bulk", "memory")

@@ -37,7 +37,7 @@ from ops.testkit.harness import unique_prefix
 from ops.testkit.localredis import ensure, free_port
 from ops.testkit.tenantgen import make_cuits
 from producers.http import token_sha256
-from worker.invoice.models import argentina_today
+from worker.invoice.rules import argentina_today
 
 TOKEN = "bench-intake-token"
 TARGET_ENVELOPES_PER_S = 5_000
