@@ -556,7 +556,7 @@ app.add_typer(callbacks_app, name="callbacks")
 @callbacks_app.command("failed")
 def callbacks_failed(limit: LimitOption = 50, as_json: JsonOption = False) -> None:
     """Dead-lettered callback deliveries, newest first, with the last error."""
-    from worker.webhooks.callbacks import Callbacks
+    from worker.store.callbacks import Callbacks
 
     with _redis_errors(as_json):
         dead = Callbacks(_queue().store).dead(limit)
@@ -584,7 +584,7 @@ def callbacks_replay(
     as_json: JsonOption = False,
 ) -> None:
     """Send dead-lettered deliveries again (same webhook-id; attempts start over)."""
-    from worker.webhooks.callbacks import Callbacks
+    from worker.store.callbacks import Callbacks
 
     if bool(delivery_id) == replay_all:
         _fail("give one delivery id or --all", as_json, code=2)

@@ -18,7 +18,7 @@ from worker.errors import ConfigError, InvalidJob, TfqError
 from worker.invoice.rules import argentina_today
 from worker.tenants import TenantsFileError, UnknownPdv
 from worker.tusfacturas.errors import TusFacturasError, UnclassifiedError
-from worker.webhooks.callbacks import UnsafeCallbackURL
+from worker.webhooks.safe_http import UnsafeCallbackURL
 
 runner = CliRunner()
 

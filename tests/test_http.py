@@ -35,8 +35,8 @@ from producers.http import (
 from tests.conftest import MONO_CUIT, RI_CUIT
 from worker.invoice.rules import argentina_today
 from worker.settings import Settings
+from worker.store.callbacks import Callbacks
 from worker.tenants import Tenants
-from worker.webhooks.callbacks import Callbacks
 
 SHOP_TOKEN = "shop-token-0123456789"  # may invoice for RI_CUIT only
 BOTH_TOKEN = "both-token-9876543210"  # RI_CUIT and MONO_CUIT
