@@ -31,15 +31,15 @@ def worker(
     ] = 8,
 ) -> None:
     """Run a Celery worker (thread pool, for many slow API calls) and a dispatcher."""
-    if queues not in ("all", "send", "callbacks"):
-        raise typer.BadParameter("must be send, callbacks or all", param_hint="--queues")
-    from worker.main import run_worker
+    from worker.main import QUEUES, run_worker
 
+    if queues not in QUEUES:
+        raise typer.BadParameter("must be send, callbacks or all", param_hint="--queues")
     run_worker(
         concurrency=concurrency,
         dispatcher=dispatcher,
         loglevel=loglevel,
-        queues=queues,  # type: ignore[arg-type]
+        queues=queues,
         callback_concurrency=callback_concurrency,
     )
 
