@@ -68,7 +68,7 @@ def validate(
     ] = None,
 ) -> None:
     """Check every job of a bulk file without queuing anything; exit 1 if any is invalid."""
-    from producers.bulkfile import validate_file
+    from producers.bulkfile.reader import validate_file
 
     if fmt not in ("auto", "jsonl", "csv"):
         raise typer.BadParameter("must be auto, jsonl or csv", param_hint="--format")
@@ -280,7 +280,7 @@ def enqueue(
     (cuit, external_reference) is already queued or issued is a duplicate: nothing new is
     queued for it.
     """
-    from producers.bulkfile import FileFormatError
+    from producers.bulkfile.reader import FileFormatError
     from producers.ops_views import BATCH_NAME_RE, enqueue_file, regular_file
 
     if fmt not in ("auto", "jsonl", "csv"):

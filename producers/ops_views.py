@@ -28,7 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from producers.bulkfile import Format, JobLine, read_jobs
+from producers.bulkfile.jobs import JobLine
+from producers.bulkfile.reader import Format, read_jobs
 from worker.errors import FieldError
 from worker.store.jobs import FINAL, public_result
 from worker.store.lanes import LaneStore, text
