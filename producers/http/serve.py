@@ -1,6 +1,5 @@
-"""Running the intake: uvicorn with one app, or several worker processes sharing metrics.
-
-tfq serve --host 0.0.0.0 --port 8080      # serve(host, port, settings)
+"""Running the intake (`tfq serve`): uvicorn with one app, or several worker processes
+that each build their own app from TFQ_* and share their metrics through files.
 """
 
 from __future__ import annotations
