@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ops.sandbox.server import SandboxError
 from ops.testkit.examples import load_examples
-from producers.bulkfile import FileFormatError
+from producers.bulkfile.reader import FileFormatError
 from producers.cli import app
 from worker.errors import ConfigError, InvalidJob, TfqError
 from worker.invoice.rules import argentina_today

@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from producers.client import InvoiceQueue
-from producers.http import create_app
+from producers.http.app import create_app
 from tests.conftest import TENANTS_FILE
 from tests.hostile_strategies import (
     ALLOWED_CUITS,
@@ -324,7 +324,7 @@ def intake(redis_url: str) -> Iterator[Intake]:
 
 
 def authorized(value: Any) -> bool:
-    """The intake checks the caller's CUITs before validating (producers.http._cuit_of)."""
+    """The intake checks the caller's CUITs before validating (producers.http.auth.cuit_of)."""
     cuit = value.get("cuit") if isinstance(value, dict) else None
     if isinstance(cuit, int) and not isinstance(cuit, bool):
         cuit = str(cuit)

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from producers.bulkfile import Format, JobLine, read_jobs
+from producers.bulkfile.jobs import JobLine
+from producers.bulkfile.reader import Format, read_jobs
 from worker.errors import FieldError
 
 if TYPE_CHECKING:

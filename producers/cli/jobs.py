@@ -34,7 +34,7 @@ def validate(
     ] = None,
 ) -> None:
     """Check every job of a bulk file without queuing anything; exit 1 if any is invalid."""
-    from producers.bulkfile import validate_file
+    from producers.bulkfile.reader import validate_file
 
     check_format(fmt)
     code = validate_file(file, fmt=fmt, today=parse_day(today), as_json=as_json)  # type: ignore[arg-type]
@@ -60,7 +60,7 @@ def enqueue(
     (cuit, external_reference) is already queued or issued is a duplicate: nothing new is
     queued for it.
     """
-    from producers.bulkfile import FileFormatError
+    from producers.bulkfile.reader import FileFormatError
     from producers.cli.enqueue import BATCH_NAME_RE, enqueue_file, line_progress, regular_file
     from worker.store.admin import ping
 

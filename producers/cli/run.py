@@ -57,6 +57,6 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
 ) -> None:
     """Run the HTTP intake (POST /v1/invoices, /v1/batches; /metrics, /healthz)."""
-    from producers.http import serve as serve_intake
+    from producers.http.serve import serve as serve_intake
 
     serve_intake(host, port, workers=workers)
