@@ -47,7 +47,7 @@ def _parse_day(value: str | None) -> date | None:
 )
 def sandbox(ctx: typer.Context) -> None:
     """Run the fake TusFacturas API v2 (see `tfq sandbox --help` for its flags)."""
-    from ops.sandbox.__main__ import build_parser, config_from_args
+    from ops.sandbox.config import build_parser, config_from_args
     from ops.sandbox.server import run
 
     parser = build_parser()
