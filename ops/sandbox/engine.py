@@ -296,7 +296,7 @@ class Sandbox:
     # -- phase 2: AFIP checks and commit ---------------------------------------------------
 
     def _issue(self, inv: Invoice, adm: Admission, base_url: str) -> dict[str, Any]:
-        """Issue one invoice: advance the sequence, store it, ledger it; the success fields."""
+        """Issue one invoice: take its numero, archive it, ledger it; the success fields."""
         cuit, pdv = adm.cuit, adm.pdv
         pv = inv.punto_venta
         numero = self.afip.next_numero(cuit, pv, inv.tipo, inv.fecha)
