@@ -35,7 +35,7 @@ from typing import Any
 import redis
 
 from ops.sandbox.server import SandboxProcess
-from ops.sandbox.state import MSGS_REJECTED_CATALOGUE
+from ops.sandbox.texts import MSGS_REJECTED_CATALOGUE
 from ops.testkit.examples import factura_b_jobs
 from ops.testkit.harness import WorkerProcess, from_tree, unique_prefix, wait_until, worker_env
 from ops.testkit.localredis import free_port, start_private, stop_pid
