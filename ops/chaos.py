@@ -45,9 +45,10 @@ from ops.testkit.localredis import free_port, start_private, stop_pid
 from ops.testkit.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
 from ops.testkit.webhook_receiver import Receiver, running_receiver
 from producers.client import InvoiceQueue
-from worker.invoice.models import argentina_today
+from worker.invoice.rules import argentina_today
+from worker.store.callbacks import Callbacks
 from worker.tenants import Tenants
-from worker.webhooks.callbacks import Callbacks, delivery_id_for
+from worker.webhooks.publishing import delivery_id_for
 
 GAP_SECONDS = 0.5
 API_TIMEOUT_SECONDS = 2.0

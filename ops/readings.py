@@ -35,7 +35,7 @@ from typing import Any
 import redis
 
 from ops.sandbox.server import SandboxProcess
-from ops.sandbox.state import MSGS_REJECTED_CATALOGUE
+from ops.sandbox.texts import MSGS_REJECTED_CATALOGUE
 from ops.testkit.examples import factura_b_jobs
 from ops.testkit.harness import WorkerProcess, from_tree, unique_prefix, wait_until, worker_env
 from ops.testkit.localredis import free_port, start_private, stop_pid
@@ -48,7 +48,8 @@ GAP = 0.5
 INTAKE_PROBE = r"""
 import copy, json, sys
 from ops.testkit.examples import load_example
-from worker.invoice.models import argentina_today, validate_envelope
+from worker.invoice.envelope import validate_envelope
+from worker.invoice.rules import argentina_today
 from worker.errors import InvalidJob
 base = load_example("factura_b", argentina_today())
 a = copy.deepcopy(base)

@@ -24,7 +24,7 @@ from typing import Any
 import redis
 
 from worker.errors import FieldError, InvalidJob, unencodable_path
-from worker.invoice.models import JobEnvelope, validate_envelope
+from worker.invoice.envelope import JobEnvelope, validate_envelope
 from worker.invoice.tables import TIPOS
 from worker.settings import Settings, get_settings
 from worker.store.jobs import FINAL, new_job_id, pack_envelope, public_result

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from hypothesis import strategies as st
 
 from ops.testkit.examples import load_examples
-from worker.invoice.models import argentina_today
+from worker.invoice.rules import argentina_today
 from worker.invoice.tables import CONDICIONES_IVA, PROVINCIAS, TIPOS
 from worker.settings import CF_IDENTIFICATION_THRESHOLD_ARS
 

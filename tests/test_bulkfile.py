@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from producers import bulkfile
-from producers.bulkfile import FileFormatError, JobLine, read_jobs, validate_file
-from worker.invoice.models import validate_envelope
+from producers.bulkfile import jobs as bulk_jobs
+from producers.bulkfile import jsonl
+from producers.bulkfile.jobs import JobLine
+from producers.bulkfile.reader import FileFormatError, read_jobs, validate_file
+from worker.invoice.envelope import validate_envelope
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ops" / "testkit" / "examples"
 BULK_CSV = EXAMPLES / "bulk.csv"
@@ -169,7 +171,7 @@ def test_oversized_line_is_never_read_whole(
         fh.write(_line(a) + b"\n")
 
     biggest = 0
-    real_lines = bulkfile._lines
+    real_lines = jsonl.physical_lines
 
     def spy(fh: Any, max_bytes: int, first_number: int = 1) -> Any:
         real_readline = fh.readline
@@ -184,7 +186,7 @@ def test_oversized_line_is_never_read_whole(
         monkeypatch.setattr(fh, "readline", readline)
         return real_lines(fh, max_bytes, first_number)
 
-    monkeypatch.setattr(bulkfile, "_lines", spy)
+    monkeypatch.setattr(jsonl, "physical_lines", spy)
 
     jobs = _jobs(path, max_line_bytes=10_000)
 
@@ -590,7 +592,7 @@ def test_validate_file_never_shows_a_traceback(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret-looking detail")
 
-    monkeypatch.setattr(bulkfile, "validate_envelope", boom)
+    monkeypatch.setattr(bulk_jobs, "validate_envelope", boom)
     out = io.StringIO()
 
     assert validate_file(_broken_jsonl(tmp_path), out=out) == 2

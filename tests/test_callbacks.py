@@ -1,5 +1,6 @@
 """Callbacks: signed per Standard Webhooks (checked with the `standardwebhooks` library),
-retried, stopped by 410, dead-lettered and replayed; SSRF refused."""
+retried, stopped by 410, dead-lettered and replayed; SSRF refused; outbox entries parsed
+whatever their batch name holds."""
 
 from __future__ import annotations
 
@@ -18,18 +19,15 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from ops.testkit.harness import unique_prefix
 from ops.testkit.webhook_receiver import Receiver, running_receiver
 from worker.settings import Settings
+from worker.store.callbacks import RETENTION_SECONDS, CallbackField, Callbacks, DeliveryStatus
 from worker.store.keys import Keys
-from worker.store.lanes import LaneStore
+from worker.store.lanes import LaneStore, text
+from worker.store.outbox import EventKind, OutboxEvent, encode, parse
 from worker.tenants import Tenants
-from worker.webhooks.callbacks import (
-    RETENTION_SECONDS,
-    Callbacks,
-    Deliverer,
-    UnsafeCallbackURL,
-    check_callback_url,
-    publish_events,
-    sign,
-)
+from worker.webhooks.delivery import Deliverer
+from worker.webhooks.publishing import delivery_id_for, publish_events
+from worker.webhooks.safe_http import UnsafeCallbackURL, check_callback_url
+from worker.webhooks.signing import sign
 
 CUIT = "20111111112"
 
@@ -293,3 +291,144 @@ def test_dns_rebinding_is_caught_when_connecting(
 
 def test_public_literal_is_allowed() -> None:
     check_callback_url("https://8.8.8.8/hook", allow_private=False)
+
+
+# --- outbox entries ---------------------------------------------------------------------------
+
+ODD_BATCHES = [
+    "nightly",
+    "",
+    "a|b",
+    "|",
+    "||lead|and|trail||",
+    "batch.completed|x|j9",
+    "espacios y ñandú",
+    "tab\tnew\nline",
+    "emoji 🧾|€",
+    "' .. redis.call('FLUSHALL') .. '",
+]
+
+
+@pytest.mark.parametrize("batch", ODD_BATCHES)
+def test_batch_events_round_trip_whatever_the_batch_name(batch: str) -> None:
+    event = OutboxEvent(EventKind.BATCH_COMPLETED, "j-42", batch=batch)
+    entry = encode(event)
+    assert entry == f"batch.completed|{batch}|j-42"  # what lib.lua writes
+    assert parse(entry) == event
+
+
+@pytest.mark.parametrize(
+    ("entry", "event"),
+    [
+        ("invoice.issued|j1", OutboxEvent(EventKind.INVOICE_ISSUED, "j1")),
+        ("invoice.rejected|j1", OutboxEvent(EventKind.INVOICE_REJECTED, "j1")),
+        (
+            "invoice.attention|j1|1765000000",
+            OutboxEvent(EventKind.INVOICE_ATTENTION, "j1", raised_at=1765000000),
+        ),
+        ("invoice.someday|j1", OutboxEvent("invoice.someday", "j1")),
+    ],
+)
+def test_invoice_events_round_trip(entry: str, event: OutboxEvent) -> None:
+    assert parse(entry) == event
+    assert encode(event) == entry
+
+
+def test_an_entry_without_a_job_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an outbox entry"):
+        parse("invoice.issued")
+
+
+def test_the_scripts_write_what_encode_writes(parts: tuple[Callbacks, Deliverer]) -> None:
+    """A real status change through lib.lua, with a batch name full of separators."""
+    callbacks, _ = parts
+    store, keys = callbacks.store, callbacks.keys
+    batch = "ops|2026-12|a||b"
+    store.r.hset(keys.job("j7"), mapping={"id": "j7", "cuit": CUIT, "batch": batch})
+    store.r.hset(keys.batch(batch), mapping={"total": 1})
+    store.r.hset(keys.lane_state(CUIT), "token", "t1")
+    assert store.run_script("transition", CUIT, "t1", "j7", "issued", 0) == 2
+    written = {text(m) for m in store.r.zrange(keys.outbox, 0, -1)}
+    assert written == {
+        encode(OutboxEvent(EventKind.INVOICE_ISSUED, "j7")),
+        encode(OutboxEvent(EventKind.BATCH_COMPLETED, "j7", batch=batch)),
+    }
+
+
+def test_a_batch_named_with_separators_publishes_its_own_counts(
+    parts: tuple[Callbacks, Deliverer],
+) -> None:
+    callbacks, _ = parts
+    store, keys = callbacks.store, callbacks.keys
+    batch = "shop|eu|2026"
+    env = {"invoice": {}, "callback_url": "https://shop.example/hook"}
+    store.r.hset(
+        keys.job("j8"),
+        mapping={"id": "j8", "cuit": CUIT, "status": "issued", "batch": batch,
+                 "env": zlib.compress(json.dumps(env).encode())},
+    )  # fmt: skip
+    store.r.hset(keys.batch(batch), mapping={"total": 1, "issued": 1})
+    entry = encode(OutboxEvent(EventKind.BATCH_COMPLETED, "j8", batch=batch))
+    store.r.zadd(keys.outbox, {entry: 0})
+    assert publish_events(store, callbacks, lambda i, r: None) == 1
+    record = callbacks.get(delivery_id_for(entry)) or {}
+    body = json.loads(record["body"])
+    assert body["type"] == "batch.completed"
+    assert body["data"]["batch"] == batch
+    assert body["data"]["cuit"] == CUIT
+
+
+def test_a_malformed_entry_is_dropped_not_retried_for_ever(
+    parts: tuple[Callbacks, Deliverer],
+) -> None:
+    callbacks, _ = parts
+    callbacks.r.zadd(callbacks.keys.outbox, {"garbage": 0})
+    assert publish_events(callbacks.store, callbacks, lambda i, r: None) == 1
+    assert callbacks.r.zcard(callbacks.keys.outbox) == 0
+    assert callbacks.pending_count() == 0
+
+
+# --- conditional writes -------------------------------------------------------------------------
+
+
+def test_an_attempt_is_counted_only_while_pending(parts: tuple[Callbacks, Deliverer]) -> None:
+    callbacks, _ = parts
+    delivery_id = callbacks.enqueue("invoice.issued", CUIT, "https://shop.example/h", RESULT)
+    assert callbacks.record_attempt(delivery_id) == 1
+    assert callbacks.record_attempt(delivery_id) == 2
+    assert callbacks.delivered(delivery_id, 200)
+    assert callbacks.record_attempt(delivery_id) is None
+    assert callbacks.get(delivery_id)["attempts"] == "2"  # type: ignore[index]
+    # An expired (or never made) delivery is not brought back as a stray hash.
+    assert callbacks.record_attempt("msg_gone") is None
+    assert not callbacks.r.exists(callbacks.keys.callback("msg_gone"))
+
+
+def test_replay_applies_once_and_only_to_dead_letters(
+    parts: tuple[Callbacks, Deliverer],
+) -> None:
+    callbacks, _ = parts
+    delivery_id = callbacks.enqueue("invoice.issued", CUIT, "https://shop.example/h", RESULT)
+    assert not callbacks.replay(delivery_id)  # pending: nothing to replay
+    assert callbacks.record_attempt(delivery_id) == 1
+    assert callbacks.dead_letter(delivery_id, "gone")
+    assert callbacks.replay(delivery_id)
+    assert not callbacks.replay(delivery_id)  # a second replay queues nothing more
+    record = callbacks.get(delivery_id) or {}
+    assert (record["status"], record["attempts"]) == ("pending", "0")
+    assert callbacks.dead_count() == 0
+    assert callbacks.r.zscore(callbacks.keys.callbacks_due, delivery_id) == 0
+    assert not callbacks.replay("msg_never")
+    assert not callbacks.r.exists(callbacks.keys.callback("msg_never"))
+
+
+def test_the_scripts_write_only_the_named_fields(parts: tuple[Callbacks, Deliverer]) -> None:
+    callbacks, _ = parts
+    named = {str(f) for f in CallbackField}
+    delivery_id = callbacks.enqueue("invoice.issued", CUIT, "https://shop.example/h", RESULT)
+    assert callbacks.record_attempt(delivery_id) == 1
+    assert callbacks.retry(delivery_id, 0, "HTTP 500")
+    assert callbacks.delivered(delivery_id, 200)
+    record = callbacks.get(delivery_id) or {}
+    assert set(record) == named
+    assert record[CallbackField.STATUS] == DeliveryStatus.DELIVERED

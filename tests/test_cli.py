@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 
 from ops.sandbox.server import SandboxError
 from ops.testkit.examples import load_examples
-from producers.bulkfile import FileFormatError
+from producers.bulkfile.reader import FileFormatError
 from producers.cli import app
 from worker.errors import ConfigError, InvalidJob, TfqError
-from worker.invoice.models import argentina_today
+from worker.invoice.rules import argentina_today
 from worker.tenants import TenantsFileError, UnknownPdv
 from worker.tusfacturas.errors import TusFacturasError, UnclassifiedError
-from worker.webhooks.callbacks import UnsafeCallbackURL
+from worker.webhooks.safe_http import UnsafeCallbackURL
 
 runner = CliRunner()
 

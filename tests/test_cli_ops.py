@@ -22,11 +22,12 @@ from typer.testing import CliRunner
 from ops.testkit.examples import EXAMPLES_DATE, EXAMPLES_DIR, load_examples, shift_dates
 from ops.testkit.harness import unique_prefix
 from producers.cli import app
+from producers.cli.render import Table, duration, redis_where
 from producers.client import InvoiceQueue
-from producers.ops_views import Table, duration, lane_row, redis_where
 from tests.conftest import MONO_CUIT, RI_CUIT
-from worker.invoice.models import argentina_today
+from worker.invoice.rules import argentina_today
 from worker.settings import get_settings
+from worker.store.queries import lane_row
 
 TODAY = argentina_today()
 OTHER_CUIT = "30712293841"  # a valid CUIT with no jobs

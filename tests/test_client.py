@@ -15,7 +15,8 @@ import pytest
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.examples import load_example
 from tests.conftest import RI_CUIT
-from worker.invoice.models import argentina_today, validate_envelope
+from worker.invoice.envelope import validate_envelope
+from worker.invoice.rules import argentina_today
 from worker.tenants import Pdv
 from worker.tusfacturas.client import TusFacturasClient
 from worker.tusfacturas.errors import (

@@ -29,7 +29,7 @@ import yaml
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
-from ops.sandbox.__main__ import build_parser
+from ops.sandbox.config import build_parser
 from ops.testkit.harness import unique_prefix
 from producers.cli import app
 from worker.metrics import queue_registry

@@ -32,10 +32,10 @@ from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker
 from ops.testkit.ledger import audit
 from ops.testkit.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
 from producers.client import InvoiceQueue
-from producers.ops_views import lanes_doc
 from worker.metrics import queue_registry
 from worker.store.keys import Keys
 from worker.store.lanes import LaneStore
+from worker.store.queries import lanes_doc
 from worker.tenants import Tenants
 from worker.tusfacturas.client import TusFacturasClient
 

@@ -16,7 +16,7 @@ import pytest
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.examples import load_example
 from producers.doctor import cost, render, run_doctor
-from worker.invoice.models import argentina_today
+from worker.invoice.rules import argentina_today
 from worker.tenants import Tenants
 from worker.tusfacturas.client import TusFacturasClient
 

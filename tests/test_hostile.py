@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from producers.client import InvoiceQueue
-from producers.http import create_app
+from producers.http.app import create_app
 from tests.conftest import TENANTS_FILE
 from tests.hostile_strategies import (
     ALLOWED_CUITS,
@@ -60,7 +60,7 @@ from tests.hostile_strategies import (
 )
 from tests.test_http import serving
 from worker.errors import FieldError, InvalidJob
-from worker.invoice.models import validate_envelope
+from worker.invoice.envelope import validate_envelope
 from worker.settings import Settings
 from worker.tenants import Tenants
 
@@ -324,7 +324,7 @@ def intake(redis_url: str) -> Iterator[Intake]:
 
 
 def authorized(value: Any) -> bool:
-    """The intake checks the caller's CUITs before validating (producers.http._cuit_of)."""
+    """The intake checks the caller's CUITs before validating (producers.http.auth.cuit_of)."""
     cuit = value.get("cuit") if isinstance(value, dict) else None
     if isinstance(cuit, int) and not isinstance(cuit, bool):
         cuit = str(cuit)
@@ -873,9 +873,9 @@ def test_bug10_an_unknown_field_that_is_not_plain_json_is_refused(
     assert [e.path for e in errors] == ["invoice.cliente.zz"]
 
 
-# BUG-11: worker.invoice.models.unknown_fields read a dict where a list of blocks belongs (detalle,
-# tributos, comprobantes_asociados...) as the list's item 0: a misspelt or credential key in
-# it was refused at `invoice.comprobante.detalle[0].<key>`, a path not in the input.
+# BUG-11: worker.invoice.passthrough.unknown_fields read a dict where a list of blocks belongs
+# (detalle, tributos, comprobantes_asociados...) as the list's item 0: a misspelt or credential
+# key in it was refused at `invoice.comprobante.detalle[0].<key>`, a path not in the input.
 
 
 @pytest.mark.parametrize("key", ["cantidadd", "apikey"])

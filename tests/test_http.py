@@ -25,18 +25,14 @@ from ops.testkit.examples import load_examples
 from ops.testkit.harness import unique_prefix
 from ops.testkit.localredis import free_port
 from producers.client import InvoiceQueue
-from producers.http import (
-    Caller,
-    _apply_idempotency_key,
-    create_app,
-    find_caller,
-    token_sha256,
-)
+from producers.http.app import create_app
+from producers.http.auth import Caller, find_caller, token_sha256
+from producers.http.routes import _apply_idempotency_key
 from tests.conftest import MONO_CUIT, RI_CUIT
-from worker.invoice.models import argentina_today
+from worker.invoice.rules import argentina_today
 from worker.settings import Settings
+from worker.store.callbacks import Callbacks
 from worker.tenants import Tenants
-from worker.webhooks.callbacks import Callbacks
 
 SHOP_TOKEN = "shop-token-0123456789"  # may invoice for RI_CUIT only
 BOTH_TOKEN = "both-token-9876543210"  # RI_CUIT and MONO_CUIT

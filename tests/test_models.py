@@ -13,7 +13,8 @@ import pytest
 
 from ops.testkit.examples import load_example, load_examples
 from worker.errors import InvalidJob
-from worker.invoice.models import JobEnvelope, argentina_today, expected_totals, validate_envelope
+from worker.invoice.envelope import JobEnvelope, validate_envelope
+from worker.invoice.rules import argentina_today, expected_totals
 
 TODAY = argentina_today()
 

@@ -17,19 +17,15 @@ import pytest
 import requests
 from aiohttp import web
 
-from ops.sandbox.__main__ import build_parser, config_from_args
 from ops.sandbox.app import create_app
+from ops.sandbox.config import SandboxConfig, build_parser, config_from_args
+from ops.sandbox.dates import AR_TZ
 from ops.sandbox.dialect import NOT_FOUND_WORDINGS, PRESETS, parse_dialect
+from ops.sandbox.engine import Sandbox
+from ops.sandbox.faults import Faults
+from ops.sandbox.invoice import expected_total
 from ops.sandbox.server import SandboxProcess
-from ops.sandbox.state import (
-    AR_TZ,
-    MSG_10016_CATALOGUE,
-    MSGS_REJECTED_CATALOGUE,
-    Faults,
-    Sandbox,
-    SandboxConfig,
-    expected_total,
-)
+from ops.sandbox.texts import MSG_10016_CATALOGUE, MSGS_REJECTED_CATALOGUE
 
 TENANTS = Path(__file__).resolve().parent.parent / "ops" / "testkit" / "examples" / "tenants.toml"
 RI = "20111111112"

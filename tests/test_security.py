@@ -18,7 +18,7 @@ from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker
 from ops.testkit.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
 from ops.testkit.webhook_receiver import running_receiver
 from producers.client import InvoiceQueue
-from worker.invoice.models import argentina_today
+from worker.invoice.rules import argentina_today
 from worker.tenants import Tenants
 
 

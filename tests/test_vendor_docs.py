@@ -22,7 +22,8 @@ from ops.sandbox.dialect import NOT_FOUND_WORDINGS
 from ops.testkit.examples import load_example
 from worker.errors import InvalidJob
 from worker.invoice.cuit import check_digit, is_valid_cuit
-from worker.invoice.models import argentina_today, validate_envelope
+from worker.invoice.envelope import validate_envelope
+from worker.invoice.rules import argentina_today
 from worker.tusfacturas.errors import (
     AmbiguousError,
     RejectedError,

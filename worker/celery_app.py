@@ -17,8 +17,8 @@ from worker.dispatcher import Dispatcher
 from worker.runtime import Runtime
 from worker.settings import get_settings
 from worker.submit import Sender
-from worker.webhooks.callbacks import Deliverer
-from worker.webhooks.callbacks import publish_events as _publish_events
+from worker.webhooks.delivery import Deliverer
+from worker.webhooks.publishing import publish_events as _publish_events
 
 log = logging.getLogger("tfq.celery")
 T = TypeVar("T")

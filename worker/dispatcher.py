@@ -13,8 +13,8 @@ import socket
 import threading
 from collections.abc import Callable
 
+from worker.store.callbacks import Callbacks
 from worker.store.lanes import LaneStore
-from worker.webhooks.callbacks import Callbacks
 
 log = logging.getLogger("tfq.dispatcher")
 

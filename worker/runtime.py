@@ -9,12 +9,13 @@ import redis
 
 from worker.errors import ConfigError
 from worker.settings import Settings
+from worker.store.callbacks import Callbacks
 from worker.store.keys import Keys
 from worker.store.lanes import LaneStore
 from worker.submit import Sender
 from worker.tenants import Tenants
 from worker.tusfacturas.client import TusFacturasClient
-from worker.webhooks.callbacks import Callbacks, Deliverer
+from worker.webhooks.delivery import Deliverer
 
 log = logging.getLogger("tfq.runtime")
 

@@ -24,7 +24,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from worker.invoice.models import afip_date_window, argentina_today
+from worker.invoice.rules import afip_date_window, argentina_today
 from worker.invoice.tables import TIPOS
 from worker.metrics import SENDS_HELD
 from worker.settings import Settings

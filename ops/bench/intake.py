@@ -36,8 +36,8 @@ from ops.testkit.examples import load_examples
 from ops.testkit.harness import unique_prefix
 from ops.testkit.localredis import ensure, free_port
 from ops.testkit.tenantgen import make_cuits
-from producers.http import token_sha256
-from worker.invoice.models import argentina_today
+from producers.http.auth import token_sha256
+from worker.invoice.rules import argentina_today
 
 TOKEN = "bench-intake-token"
 TARGET_ENVELOPES_PER_S = 5_000
@@ -110,13 +110,14 @@ threading.Thread(target=_guard, daemon=True).start()
 
 
 class IntakeProcess:
-    """`producers.http.serve` in a subprocess (its own session, so its workers die with it)."""
+    """The intake's `serve` in a subprocess (its own session, so its workers die with it)."""
 
     def __init__(self, env: dict[str, str], workers: int, log_path: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         code = _ORPHAN_GUARD + (
-            f"from producers.http import serve; serve('127.0.0.1', {self.port}, workers={workers})"
+            "from producers.http.serve import serve; "
+            f"serve('127.0.0.1', {self.port}, workers={workers})"
         )
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(

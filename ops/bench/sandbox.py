@@ -30,8 +30,8 @@ from typing import Any
 
 import aiohttp
 
+from ops.sandbox.dates import AR_TZ
 from ops.sandbox.server import SandboxProcess
-from ops.sandbox.state import AR_TZ
 from ops.testkit.examples import load_example
 from ops.testkit.tenantgen import REAL_PDV, make_cuits, write_tenants
 from worker.tenants import Pdv, Tenants

@@ -4,8 +4,10 @@
 tests and benchmarks; `GET /_sandbox/ledger` says what it issued and every rule it saw broken.
 """
 
+from ops.sandbox.config import SandboxConfig
+from ops.sandbox.engine import Sandbox
+from ops.sandbox.faults import Faults, FaultSpec
 from ops.sandbox.server import SandboxError, SandboxProcess, run
-from ops.sandbox.state import Faults, FaultSpec, Sandbox, SandboxConfig
 
 __all__ = [
     "FaultSpec",

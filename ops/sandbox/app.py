@@ -17,15 +17,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ops.sandbox.state import (
+from ops.sandbox.api import (
     API_ENDPOINTS,
     INVOICING_ENDPOINTS,
     QUERY_ENDPOINTS,
-    Admission,
     Reply,
-    Sandbox,
     error_body,
 )
+from ops.sandbox.engine import Admission, Sandbox
 
 API_PREFIX = "/app/api/v2/"
 SANDBOX_KEY = web.AppKey("sandbox", Sandbox)

@@ -22,7 +22,8 @@ from typing import Any
 from aiohttp import web
 
 from ops.sandbox.app import API_PREFIX, create_app
-from ops.sandbox.state import DEFAULT_TENANTS_FILE, Sandbox, SandboxConfig
+from ops.sandbox.config import DEFAULT_TENANTS_FILE, SandboxConfig
+from ops.sandbox.engine import Sandbox
 from worker.errors import TfqError
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent.parent

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from worker.invoice.models import JobEnvelope
+from worker.invoice.envelope import JobEnvelope
 
 STATUSES = ("queued", "sending", "unknown", "issued", "rejected", "paused")
 FINAL = frozenset({"issued", "rejected"})

@@ -33,6 +33,8 @@ SCRIPTS = (
     "seq",
     "callback_new",
     "callback_settle",
+    "callback_attempt",
+    "callback_replay",
     "query",
     "sighting",
     "lift_sightings",

@@ -1,1 +1,1 @@
-"""Signed callbacks: signing, safe outbound HTTP, delivery and publishing."""
+"""Signed callback webhooks: signing, safe outbound HTTP, publishing the outbox, delivery."""

@@ -1,6 +1,7 @@
 -- Create a callback delivery, due now, unless one with this id exists; and, in the same
 -- step, settle the outbox entry it was published from. One script, so a crash (or a Redis
 -- restart) can never leave a half-made delivery that blocks the real one forever.
+-- Keys: outbox, callback (the delivery's hash), callbacks_due, stats.
 -- ARGV: prefix, delivery id, event, cuit, url, body, outbox entry ('' when none).
 -- Returns 1 when created, 0 when the delivery already existed.
 local P, id, event, cuit, url, body, entry =

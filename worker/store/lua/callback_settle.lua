@@ -1,6 +1,7 @@
 -- Settle one attempt of a callback delivery, unless another copy of it settled it first:
 -- a claimed delivery is claimed again after the visibility timeout, so a slow copy may
 -- answer after a fast one delivered it (it must neither reschedule nor dead-letter it).
+-- Keys: callback (the delivery's hash), callbacks_due, callbacks_dead, stats.
 -- ARGV: prefix, delivery id, outcome ('delivered' | 'retry' | 'dead'), detail (HTTP status
 -- or error), number (delivered: seconds to keep the record; retry: when, epoch seconds).
 -- Returns 1 when settled, 0 when the delivery was no longer pending.

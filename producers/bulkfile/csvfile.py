@@ -1,25 +1,5 @@
-"""Bulk job files (JSONL and CSV), read line by line with the problems of each line.
+"""CSV bulk files.
 
-`read_jobs` streams a file and yields one `JobLine` per job: the validated envelope, or
-the field paths and reasons it was refused for. A bad line never stops the others.
-`validate_file` is the logic of the `validate` command: it prints every problem and a
-summary, and returns the exit code.
-
-Both formats are read as bytes, one physical line at a time, and each line is decoded
-as UTF-8 on its own: a badly encoded line is refused alone ("not valid UTF-8 at byte N",
-counting from 1). A UTF-8 BOM at the start of the file is accepted, blank lines are
-skipped, and a line longer than `max_line_bytes` is refused with its size without being
-held in memory whole.
-
-JSONL
------
-One job envelope per line, as a JSON object (the same envelope as the Python API and the
-HTTP intake). A line that is not JSON, or whose value is not an object, is refused with
-the position of the problem. A second job with the same `cuit` and
-`comprobante.external_reference` as an earlier line is refused as a duplicate of it.
-
-CSV
----
 One row per invoice item; the rows of an invoice are those with the same `cuit` and
 `comprobante.external_reference`, next to each other or not. Items keep the order of
 their rows. The first non-blank line is the header: dotted column names that mirror
@@ -67,12 +47,6 @@ the job envelope.
 - Problems name the envelope path and, for items, the line the item came from:
   `invoice.comprobante.detalle[1].producto.alicuota (line 7): ...`. The job's line is
   the first row of its invoice (the header is line 1).
-
-Output of `validate_file`: one line per problem, `LINE: PATH: REASON` (or `LINE: REASON`
-when the problem is the line itself), then `N jobs: V valid, I invalid`. With
-`as_json=True`, one JSON object per problem (`line`, `path`, `reason`) and a summary
-object (`jobs`, `valid`, `invalid`). Exit code 0 when every job is valid, 1 when any is
-not, 2 when the file cannot be read. Messages never quote cell or field values.
 """
 
 from __future__ import annotations
@@ -80,307 +54,15 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
-from pathlib import Path
-from typing import IO, Any, Literal, TextIO
+from typing import IO, Any, Literal
 
-from pydantic import ValidationError
-
-from worker.errors import FieldError, InvalidJob, TfqError, field_errors
-from worker.invoice.models import JobEnvelope, validate_envelope
-
-Format = Literal["auto", "jsonl", "csv"]
-
-DEFAULT_MAX_LINE_BYTES = 1_000_000
-_BOM = b"\xef\xbb\xbf"
-_CHUNK_BYTES = 1 << 16
-_JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
-_CSV_SUFFIXES = frozenset({".csv"})
-
-
-class FileFormatError(TfqError, ValueError):
-    """The file is not one `read_jobs` can read (unknown format)."""
-
-
-@dataclass(frozen=True)
-class JobLine:
-    """One job of a bulk file, valid or not."""
-
-    line: int
-    """1-based physical line; for CSV the first row of the invoice (the header is line 1)."""
-    envelope: JobEnvelope | None
-    """The validated job, or None when it was refused."""
-    raw: dict[str, Any] | None
-    """The envelope as parsed, before validation; None when the line could not be parsed."""
-    errors: list[FieldError] = field(default_factory=list)
-    """Why it was refused; empty when valid."""
-
-    @property
-    def ok(self) -> bool:
-        return self.envelope is not None and not self.errors
-
-
-# --- entry points -------------------------------------------------------------------
-
-
-def read_jobs(
-    path: Path,
-    *,
-    fmt: Format = "auto",
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-    today: date | None = None,
-) -> Iterator[JobLine]:
-    """The jobs of a JSONL or CSV file, in line order, each validated or with its errors.
-
-    `fmt="auto"` goes by the extension (.jsonl, .ndjson, .json: JSONL; .csv: CSV) and
-    otherwise by the first non-blank byte (`{`: JSONL, else CSV). `max_line_bytes` is
-    the longest line accepted, in bytes without the line break. `today` is the date
-    invoice dates are checked against (default: today in Argentina).
-
-    Raises OSError when the file cannot be opened or read, FileFormatError for an
-    unknown `fmt`. JSONL is read in one pass; CSV in two (invoices may be spread over
-    the file), keeping only an index of row positions in memory.
-    """
-    if max_line_bytes < 1:
-        raise ValueError("max_line_bytes must be at least 1")
-    with ExitStack() as stack:
-        stream: IO[bytes] = stack.enter_context(open(path, "rb"))
-        if not stream.seekable():
-            # A pipe: CSV needs a second pass, and detection a peek.
-            spool = stack.enter_context(tempfile.TemporaryFile())
-            shutil.copyfileobj(stream, spool, _CHUNK_BYTES)
-            spool.seek(0)
-            stream = spool
-        if _resolve_format(path, fmt, stream) == "jsonl":
-            yield from _read_jsonl(stream, max_line_bytes, today)
-        else:
-            yield from _read_csv(stream, max_line_bytes, today)
-
-
-def validate_file(
-    path: Path | str,
-    *,
-    fmt: Format = "auto",
-    today: date | None = None,
-    out: TextIO | None = None,
-    as_json: bool = False,
-) -> int:
-    """Check every job of a bulk file and print the problems; the exit code.
-
-    0: every job is valid (or the file has none); 1: at least one is not; 2: the file
-    cannot be read. Nothing is enqueued.
-    """
-    stream = out if out is not None else sys.stdout
-    total = valid = 0
-
-    def emit(obj: dict[str, Any], text: str) -> None:
-        stream.write((json.dumps(obj, ensure_ascii=False) if as_json else text) + "\n")
-
-    try:
-        for job in read_jobs(Path(path), fmt=fmt, today=today):
-            total += 1
-            if job.ok:
-                valid += 1
-                continue
-            for err in job.errors:
-                emit({"line": job.line, **err.as_dict()}, f"{job.line}: {err}")
-    except (OSError, FileFormatError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        emit({"error": f"cannot read {path}: {reason}"}, f"error: cannot read {path}: {reason}")
-        return 2
-    except Exception as exc:  # never a traceback on the command line
-        reason = f"internal error ({type(exc).__name__}) while reading {path}"
-        emit({"error": reason}, f"error: {reason}")
-        return 2
-    invalid = total - valid
-    emit(
-        {"jobs": total, "valid": valid, "invalid": invalid},
-        f"{total} jobs: {valid} valid, {invalid} invalid",
-    )
-    return 0 if invalid == 0 else 1
-
-
-# --- physical lines -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Line:
-    number: int  # 1-based
-    offset: int  # byte offset of the line's start
-    data: bytes  # without the line break; for an oversized line, its first max bytes only
-    size: int  # bytes without the line break
-    oversized: bool
-
-    @property
-    def blank(self) -> bool:
-        return not self.oversized and not self.data.strip()
-
-
-def _lines(fh: IO[bytes], max_bytes: int, first_number: int = 1) -> Iterator[_Line]:
-    """The physical lines from the current position, never holding more than max_bytes+2."""
-    number = first_number - 1
-    offset = fh.tell()
-    limit = max_bytes + 2  # room for "\r\n"
-    while True:
-        chunk = fh.readline(limit)
-        if not chunk:
-            return
-        number += 1
-        start = offset
-        offset += len(chunk)
-        if chunk.endswith(b"\n") or len(chunk) < limit:
-            data = chunk.rstrip(b"\n")
-            data = data[:-1] if data.endswith(b"\r") else data
-            size = len(data)
-        else:
-            # No line break within the limit: count the rest of the line, drop it.
-            data = chunk[:max_bytes]
-            size = len(chunk)
-            tail = chunk[-2:]
-            while not tail.endswith(b"\n"):
-                more = fh.readline(_CHUNK_BYTES)
-                if not more:
-                    break
-                size += len(more)
-                offset += len(more)
-                tail = (tail + more)[-2:]
-            size -= 2 if tail == b"\r\n" else 1 if tail.endswith(b"\n") else 0
-        if start == 0 and data.startswith(_BOM):
-            data = data[len(_BOM) :]
-            size -= len(_BOM)
-        yield _Line(number, start, data, size, size > max_bytes)
-
-
-def _too_long(line: _Line, max_bytes: int) -> str:
-    return f"line is {line.size} bytes, longer than the limit of {max_bytes}"
-
-
-def _decode(data: bytes) -> tuple[str, str | None]:
-    """The text, and the reason when the bytes are not UTF-8 (text then has U+FFFD)."""
-    try:
-        return data.decode("utf-8"), None
-    except UnicodeDecodeError as exc:
-        reason = f"not valid UTF-8 at byte {exc.start + 1} (save the file as UTF-8)"
-        return data.decode("utf-8", errors="replace"), reason
-
-
-def _resolve_format(path: Path, fmt: str, fh: IO[bytes]) -> Literal["jsonl", "csv"]:
-    if fmt in ("jsonl", "csv"):
-        return "jsonl" if fmt == "jsonl" else "csv"
-    if fmt != "auto":
-        raise FileFormatError(f"unknown format {fmt!r}: use auto, jsonl or csv")
-    suffix = path.suffix.lower()
-    if suffix in _JSONL_SUFFIXES:
-        return "jsonl"
-    if suffix in _CSV_SUFFIXES:
-        return "csv"
-    first = b""
-    while not first:
-        chunk = fh.read(_CHUNK_BYTES)
-        if not chunk:
-            break
-        if fh.tell() == len(chunk) and chunk.startswith(_BOM):
-            chunk = chunk[len(_BOM) :]
-        first = chunk.lstrip()[:1]
-    fh.seek(0)
-    return "jsonl" if first == b"{" else "csv"
-
-
-# --- JSON ---------------------------------------------------------------------------
-
-
-class _JsonProblem(Exception):
-    """A JSON text Python's parser accepts but a job must not have."""
-
-
-def _object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            shown = key if len(key) <= 40 else key[:40] + "…"
-            raise _JsonProblem(f"the key {json.dumps(shown, ensure_ascii=False)} appears twice")
-        obj[key] = value
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise _JsonProblem(f"{name} is not a JSON number")
-
-
-def _loads(text: str) -> tuple[Any, str | None]:
-    """The JSON value, or the reason it is not (position, never content)."""
-    try:
-        value = json.loads(text, object_pairs_hook=_object_pairs, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        return None, f"not valid JSON at column {exc.colno}: {exc.msg}"
-    except _JsonProblem as exc:
-        return None, f"not valid JSON: {exc}"
-    except RecursionError:
-        return None, "not valid JSON: nested too deeply"
-    except ValueError:  # e.g. an integer with more digits than Python converts
-        return None, "not valid JSON: a number is too long"
-    return value, None
-
-
-_JSON_TYPE_NAMES = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-
-
-def _json_type(value: Any) -> str:
-    return _JSON_TYPE_NAMES.get(type(value), "a number")
-
-
-# --- validation ---------------------------------------------------------------------
-
-
-def _validate(
-    line: int,
-    raw: dict[str, Any],
-    today: date | None,
-    seen: dict[tuple[str, str], int],
-) -> tuple[JobEnvelope | None, list[FieldError]]:
-    try:
-        env = validate_envelope(raw, today=today)
-    except InvalidJob as exc:
-        return None, list(exc.errors)
-    except ValidationError as exc:  # the contract says InvalidJob; stay safe anyway
-        return None, field_errors(exc)
-    first = seen.setdefault(env.key, line)
-    if first != line:
-        reason = f"duplicate of line {first} (same cuit and external_reference)"
-        return None, [FieldError("invoice.comprobante.external_reference", reason)]
-    return env, []
-
-
-def _read_jsonl(fh: IO[bytes], max_bytes: int, today: date | None) -> Iterator[JobLine]:
-    seen: dict[tuple[str, str], int] = {}
-    for line in _lines(fh, max_bytes):
-        if line.oversized:
-            yield JobLine(line.number, None, None, [FieldError("", _too_long(line, max_bytes))])
-            continue
-        if line.blank:
-            continue
-        text, bad = _decode(line.data)
-        if bad:
-            yield JobLine(line.number, None, None, [FieldError("", bad)])
-            continue
-        value, bad = _loads(text)
-        if bad is None and not isinstance(value, dict):
-            bad = f"{_json_type(value)} is not a job: each line must be one JSON object"
-        if bad is not None:
-            yield JobLine(line.number, None, None, [FieldError("", bad)])
-            continue
-        env, errors = _validate(line.number, value, today, seen)
-        yield JobLine(line.number, env, value, errors)
-
-
-# --- CSV ----------------------------------------------------------------------------
+from producers.bulkfile.jobs import JobLine, parse_json, validate_job
+from producers.bulkfile.lines import decode_utf8, physical_lines, too_long
+from worker.errors import FieldError
 
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JSON_COLUMNS = frozenset(
@@ -539,18 +221,18 @@ def _row_key(cells: list[str] | None, layout: _Layout, trusted: int) -> tuple[st
     return key
 
 
-def _read_csv(fh: IO[bytes], max_bytes: int, today: date | None) -> Iterator[JobLine]:
+def read_csv(fh: IO[bytes], max_bytes: int, today: date | None) -> Iterator[JobLine]:
     layout: _Layout | None = None
     groups: dict[tuple[str, str], _Group] = {}
     orphans: list[JobLine] = []  # rows that belong to no invoice we can tell
 
-    for line in _lines(fh, max_bytes):
+    for line in physical_lines(fh, max_bytes):
         if line.blank:
             continue
         if layout is None:
-            text, bad = _decode(line.data)
+            text, bad = decode_utf8(line.data)
             if line.oversized:
-                bad = _too_long(line, max_bytes)
+                bad = too_long(line, max_bytes)
             if bad is None:
                 layout, errors = _parse_header(text)
             else:
@@ -560,9 +242,9 @@ def _read_csv(fh: IO[bytes], max_bytes: int, today: date | None) -> Iterator[Job
                 return
             continue
 
-        text, bad = _decode(line.data)
+        text, bad = decode_utf8(line.data)
         if line.oversized:
-            bad = _too_long(line, max_bytes)
+            bad = too_long(line, max_bytes)
         cells, row_bad = _parse_row(text, layout)
         bad = bad or row_bad
         # An oversized row was cut: its last cell may be cut too.
@@ -634,8 +316,8 @@ def _build_invoice(
     for first, offset, count in group.runs:
         fh.seek(offset)
         got = 0
-        for line in islice(_lines(fh, max_bytes, first), count):
-            text, bad = _decode(line.data)
+        for line in islice(physical_lines(fh, max_bytes, first), count):
+            text, bad = decode_utf8(line.data)
             cells, row_bad = _parse_row(text, layout)
             if cells is None or bad or row_bad or line.oversized:
                 break
@@ -689,7 +371,7 @@ def _build_invoice(
         elif col.kind == "metadata":
             metadata[col.key] = value
         elif col.kind == "json":
-            parsed, bad = _loads(value)
+            parsed, bad = parse_json(value)
             if bad:
                 errors.append(FieldError(f"invoice.comprobante.{col.key} (line {number})", bad))
             else:
@@ -700,7 +382,7 @@ def _build_invoice(
     # Keys in envelope order, for a readable `raw`.
     raw = {k: raw[k] for k in ("cuit", "invoice", "callback_url", "metadata") if k in raw}
 
-    env, invalid = _validate(group.first_line, raw, today, seen)
+    env, invalid = validate_job(group.first_line, raw, today, seen)
     for err in invalid:
         match = _DETALLE_RE.match(err.path)
         if match and int(match.group(1)) < len(item_lines):

@@ -1,0 +1,126 @@
+"""The intake's request and response models, as its OpenAPI document shows them.
+
+The routes answer plain JSON (the queue's own dicts); these models document those
+bodies. `problem_responses` lists the problem replies of a route for the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from producers.http.problems import PROBLEM_JSON, status_title
+
+BATCH_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$"
+
+
+class FieldProblem(BaseModel):
+    path: str = Field(description="dotted path with indexes, e.g. invoice.comprobante.total")
+    reason: str
+
+
+class ProblemDetails(BaseModel):
+    """application/problem+json (RFC 9457)."""
+
+    type: str = Field(description="about:blank or urn:tfq:problem:<slug>")
+    title: str
+    status: int
+    detail: str
+    instance: str = Field(description="the request's path")
+    request_id: str = Field(description="also in the X-Request-Id header and the log line")
+    errors: list[FieldProblem] | None = Field(None, description="every refusal, by path")
+
+
+class JobResult(BaseModel):
+    """A job's result (the same as the Python API's `status`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    cuit: str
+    external_reference: str
+    batch: str | None = None
+    status: str = Field(description="queued, sending, unknown, issued, rejected or paused")
+    duplicate: bool | None = Field(
+        None, description="POST only: true when the key already had this job (200)"
+    )
+    cae: str | None = None
+    cae_vencimiento: str | None = None
+    tipo: str | None = None
+    punto_venta: int | None = None
+    numero: int | None = None
+    pdf_url: str | None = Field(None, description="valid only on the day it was returned")
+    ticket_url: str | None = None
+    afip_qr: str | None = None
+    vencimiento_pago: str | None = None
+    requiere_fec: bool | None = None
+    micrositios: dict[str, str] = Field(
+        default_factory=dict, description="the permanent micrositio links, when enabled"
+    )
+    unchecked_fields: list[str] = Field(
+        default_factory=list,
+        description="invoice fields tfq passed to the API unchanged, without checking them",
+    )
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    attempts: int = 0
+    test_mode: bool = False
+    created_at: str | None = None
+    updated_at: str | None = None
+    finished_at: str | None = None
+    previous_job_id: str | None = None
+
+
+class BatchIn(BaseModel):
+    """Many envelopes under one batch name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch: str = Field(pattern=BATCH_NAME_PATTERN, description="letters, digits, . _ : @ -")
+    jobs: list[Any] = Field(min_length=1, description="job envelopes (see JobEnvelope)")
+
+
+class BatchItem(BaseModel):
+    index: int
+    status: str = Field(description="accepted, duplicate or refused")
+    job_id: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+class BatchReply(BaseModel):
+    """What POST /v1/batches did with each envelope, by index."""
+
+    batch: str
+    received: int
+    accepted: int
+    duplicates: int
+    refused: int
+    results: list[BatchItem]
+
+
+class BatchStatus(BaseModel):
+    """A batch: counts by status, progress and an ETA."""
+
+    model_config = ConfigDict(extra="allow")
+
+    batch: str
+    total: int
+    counts: dict[str, int]
+    done: int
+    progress: float
+    paused_lanes: int
+    cuits: int
+    created_at: str
+    eta_seconds: float
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """A route's problem replies for the OpenAPI document (application/problem+json)."""
+    return {
+        code: {
+            "model": ProblemDetails,
+            "content": {PROBLEM_JSON: {}},
+            "description": status_title(code),
+        }
+        for code in codes
+    }
