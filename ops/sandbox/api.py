@@ -22,8 +22,16 @@ NUMERACION = "facturacion/numeracion"
 CONSULTA = "facturacion/consulta"
 CONSULTA_AVANZADA = "facturacion/consulta_avanzada"
 ALERTAS = "estado_servicios/alertas"
+REGENERAR_PDF = "facturacion/regenerar_pdf"
 INVOICING_ENDPOINTS: tuple[str, ...] = (NUEVO, LOTES)
-QUERY_ENDPOINTS: tuple[str, ...] = (NUMERACION, CONSULTA, CONSULTA_AVANZADA, ALERTAS)
+# Not invoicing (no gap, no number): the reads, and regenerating an invoice's PDF links.
+QUERY_ENDPOINTS: tuple[str, ...] = (
+    NUMERACION,
+    CONSULTA,
+    CONSULTA_AVANZADA,
+    ALERTAS,
+    REGENERAR_PDF,
+)
 API_ENDPOINTS: tuple[str, ...] = INVOICING_ENDPOINTS + QUERY_ENDPOINTS
 
 LOTES_MAX_REQUESTS = 20

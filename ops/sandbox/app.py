@@ -34,13 +34,35 @@ log = logging.getLogger("ops.sandbox")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# A one-page PDF, so a client that downloads `comprobante_pdf_url` gets a real PDF.
-_PDF = (
-    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
-    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\n"
-    b"trailer<</Root 1 0 R>>\n%%EOF\n"
-)
+# What an expired PDF link answers: the file is gone (the real links die the next day).
+HTML_PDF_GONE = "<html><body><h1>404</h1><p>El archivo solicitado no existe.</p></body></html>"
+
+
+def one_page_pdf(text: str) -> bytes:
+    """A valid one-page A4 PDF that prints `text` (ASCII): every invoice its own file."""
+    safe = "".join(c for c in text if 32 <= ord(c) < 127 and c not in "()\\")
+    stream = f"BT /F1 14 Tf 72 770 Td ({safe}) Tj ET".encode()
+    objects = [
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]"
+        b"/Resources<</Font<</F1 4 0 R>>>>/Contents 5 0 R>>",
+        b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>",
+        b"<</Length %d>>stream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
 
 
 def _render(reply: Reply) -> web.Response:
@@ -111,7 +133,8 @@ def _query_handler(endpoint: str) -> Handler:
         arrival = time.time()
         try:
             raw = await request.read()
-            reply = request.app[SANDBOX_KEY].query(endpoint, raw, arrival)
+            base_url = f"{request.scheme}://{request.host}"
+            reply = request.app[SANDBOX_KEY].query(endpoint, raw, arrival, base_url)
             return await _deliver(request, reply)
         except asyncio.CancelledError:
             raise
@@ -200,7 +223,16 @@ async def reset(request: web.Request) -> web.Response:
 
 
 async def pdf(request: web.Request) -> web.Response:
-    return web.Response(body=_PDF, content_type="application/pdf")
+    """An invoice's PDF at the link `nuevo`, `lotes` or `regenerar_pdf` gave, while the
+    link lives; a 404 page after (links carry when they were given: `?t=`)."""
+    try:
+        given_at = float(request.query.get("t", ""))
+    except ValueError:
+        given_at = 0.0
+    if not request.app[SANDBOX_KEY].pdf_link_alive(given_at, time.time()):
+        return web.Response(status=404, text=HTML_PDF_GONE, content_type="text/html")
+    name = request.match_info["name"].removesuffix(".pdf")
+    return web.Response(body=one_page_pdf(f"Sandbox {name}"), content_type="application/pdf")
 
 
 def create_app(sandbox: Sandbox) -> web.Application:

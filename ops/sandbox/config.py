@@ -31,6 +31,8 @@ class SandboxConfig:
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None
     dialect: Dialect = field(default_factory=Dialect)
+    # TusFacturas' PDF links work only on the day they are given: here, this many seconds.
+    pdf_link_seconds: float = 86_400.0
 
 
 def _quota(value: str) -> tuple[str, int]:
@@ -82,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a CUIT stays blocked after breaking the gap",
     )
     p.add_argument("--seed", type=int, default=None, help="RNG seed for rate-based faults")
+    p.add_argument(
+        "--pdf-link-seconds",
+        type=_non_negative,
+        default=86_400.0,
+        help="seconds a comprobante_pdf_url keeps serving the PDF (the real ones: that day)",
+    )
     p.add_argument(
         "--dialect",
         type=_dialect,
@@ -181,4 +189,5 @@ def config_from_args(ns: argparse.Namespace) -> SandboxConfig:
         faults=faults,
         seed=ns.seed,
         dialect=ns.dialect,
+        pdf_link_seconds=ns.pdf_link_seconds,
     )

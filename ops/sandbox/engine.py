@@ -61,6 +61,16 @@ class Admission:
     latency_seconds: float
 
 
+def pdf_links(
+    base_url: str, cuit: str, tipo: str, punto_venta: int, numero: int, given_at: float
+) -> tuple[str, str]:
+    """An invoice's PDF and ticket links, stamped with when they were given (they expire)."""
+    name = f"{cuit}-{TIPO_CODES.get(tipo, 0):03d}-{punto_venta:05d}-{numero:08d}"
+    stamp = f"?t={given_at:.3f}"
+    base = f"{base_url}/_sandbox/pdf/{name}"
+    return f"{base}.pdf{stamp}", f"{base}-ticket.pdf{stamp}"
+
+
 class Sandbox:
     """All sandbox state: AFIP's memory, the archive of issued invoices, ledger and faults."""
 
@@ -68,6 +78,7 @@ class Sandbox:
         self.config = config
         self.tenants = tenants if tenants is not None else Tenants.load(config.tenants_file)
         self._startup_gap = (config.gap_seconds, config.block_seconds)
+        self._startup_pdf_link_seconds = config.pdf_link_seconds
         self._startup_dialect = config.dialect
         self._credentials: dict[tuple[str, str, str], tuple[str, Pdv] | None] = {}
         self._cae_counter = 0  # never reset: CAEs stay unique for the life of the process
@@ -85,6 +96,7 @@ class Sandbox:
         """Clear ledger, numbering, blocks and faults; gap/block back to their startup values."""
         self.config.gap_seconds, self.config.block_seconds = self._startup_gap
         self.config.dialect = self._startup_dialect
+        self.config.pdf_link_seconds = self._startup_pdf_link_seconds
         self.faults = Faults()
         self.rng = random.Random(self.config.seed)
         self.issued = []
@@ -94,7 +106,7 @@ class Sandbox:
         self.archive = Archive()
 
     def set_config(self, data: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(data) - {"gap_seconds", "block_seconds", "dialect"}
+        unknown = set(data) - {"gap_seconds", "block_seconds", "pdf_link_seconds", "dialect"}
         if unknown:
             raise ValueError(f"unknown config fields {sorted(unknown)}")
         data = dict(data)
@@ -102,7 +114,7 @@ class Sandbox:
             self.config.dialect = dialect_from_json(data.pop("dialect"))
         values = {k: float(v) for k, v in data.items()}
         if any(v < 0 for v in values.values()):
-            raise ValueError("gap_seconds and block_seconds must be >= 0")
+            raise ValueError("gap_seconds, block_seconds and pdf_link_seconds must be >= 0")
         for key, value in values.items():
             setattr(self.config, key, value)
         return self.config_json()
@@ -111,12 +123,17 @@ class Sandbox:
         return {
             "gap_seconds": self.config.gap_seconds,
             "block_seconds": self.config.block_seconds,
+            "pdf_link_seconds": self.config.pdf_link_seconds,
             "dialect": self.config.dialect.spec(),
         }
 
     @property
     def dialect(self) -> Dialect:
         return self.config.dialect
+
+    def pdf_link_alive(self, given_at: float, now: float) -> bool:
+        """Whether a PDF link given at `given_at` (epoch s) still serves its file."""
+        return now - given_at <= self.config.pdf_link_seconds
 
     def ledger(self) -> dict[str, list[dict[str, Any]]]:
         return {"issued": self.issued, "violations": self.violations, "calls": self.calls}
@@ -310,9 +327,7 @@ class Sandbox:
             cae_field = cae + " "
             venc_cae = fmt_date(inv.fecha + timedelta(days=10))
             qr = qr_url(cuit, pv, inv, numero, cae) + " "
-        slug = TIPO_CODES.get(inv.tipo, 0)
-        pdf = f"{base_url}/_sandbox/pdf/{cuit}-{slug:03d}-{nro}.pdf"
-        ticket = f"{base_url}/_sandbox/pdf/{cuit}-{slug:03d}-{nro}-ticket.pdf"
+        pdf, ticket = pdf_links(base_url, cuit, inv.tipo, pv, numero, adm.arrival)
         venc_pago = fmt_date(inv.vencimiento) if inv.vencimiento else fecha_str
         envia = inv.cliente.get("envia_por_mail") == "S"
         razon = str(inv.cliente.get("razon_social") or "")
@@ -468,7 +483,7 @@ class Sandbox:
 
     # -- queries ---------------------------------------------------------------------------
 
-    def query(self, endpoint: str, raw: bytes, arrival: float) -> Reply:
+    def query(self, endpoint: str, raw: bytes, arrival: float, base_url: str = "") -> Reply:
         front = self._front_door(endpoint, raw, arrival)
         if isinstance(front, Reply):
             return front
@@ -483,6 +498,9 @@ class Sandbox:
                 archive=self.archive,
                 dialect=self.dialect,
                 afip_down=self._afip_down(arrival),
+                links=lambda tipo, numero: pdf_links(
+                    base_url, cuit, tipo, pdv.punto_venta, numero, arrival
+                ),
             )
         except Rejection as rej:
             return self._refuse(endpoint, cuit, arrival, rej)

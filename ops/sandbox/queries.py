@@ -1,7 +1,9 @@
-"""The read-only endpoints: numeracion, consulta, consulta_avanzada and estado_servicios."""
+"""The endpoints that issue nothing: numeracion, consulta, consulta_avanzada,
+estado_servicios, and regenerar_pdf (new links to an issued invoice's PDF)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -12,6 +14,7 @@ from ops.sandbox.api import (
     CONSULTA_AVANZADA,
     CONSULTA_AVANZADA_MAX_LIMIT,
     NUMERACION,
+    REGENERAR_PDF,
     Reply,
     bad,
 )
@@ -63,14 +66,18 @@ def answer_query(
     archive: Archive,
     dialect: Dialect,
     afip_down: bool,
+    links: Callable[[str, int], tuple[str, str]],
 ) -> Reply:
-    """The reply of a query endpoint to an authenticated body; raises Rejection."""
+    """The reply of a query endpoint to an authenticated body; raises Rejection.
+    `links(tipo, numero)` gives an issued invoice fresh PDF and ticket links."""
     if endpoint == NUMERACION:
         return _numeracion(body, cuit, pdv, afip, dialect)
     if endpoint == CONSULTA:
         return _consulta(body, cuit, pdv, archive, dialect)
     if endpoint == CONSULTA_AVANZADA:
         return _consulta_avanzada(body, cuit, pdv, archive, dialect)
+    if endpoint == REGENERAR_PDF:
+        return _regenerar_pdf(body, cuit, pdv, archive, links)
     return _alertas(afip_down)
 
 
@@ -183,6 +190,24 @@ def _consulta_avanzada(
             "comprobantes": [{"cliente": s.cliente, "comprobante": s.comprobante} for s in page],
         },
     )
+
+
+def _regenerar_pdf(
+    body: dict[str, Any],
+    cuit: str,
+    pdv: Pdv,
+    archive: Archive,
+    links: Callable[[str, int], tuple[str, str]],
+) -> Reply:
+    comp = _query_comp(body, pdv)
+    tipo = _tipo(comp)
+    numero = int_field(comp.get("numero"), "comprobante.numero")
+    if archive.find(cuit, pdv.punto_venta, tipo, numero) is None:
+        raise bad(
+            f"El comprobante {tipo} {pdv.punto_venta:05d}-{numero:08d} no existe.", "TFC-8404"
+        )
+    pdf, ticket = links(tipo, numero)
+    return Reply(200, {"error": "N", "comprobante_pdf_url": pdf, "comprobante_ticket_url": ticket})
 
 
 def _alertas(afip_down: bool) -> Reply:

@@ -247,6 +247,7 @@ class SandboxProcess:
         gap_seconds: float | None = None,
         block_seconds: float | None = None,
         dialect: str | None = None,
+        pdf_link_seconds: float | None = None,
     ) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if gap_seconds is not None:
@@ -255,5 +256,7 @@ class SandboxProcess:
             data["block_seconds"] = block_seconds
         if dialect is not None:
             data["dialect"] = dialect
+        if pdf_link_seconds is not None:
+            data["pdf_link_seconds"] = pdf_link_seconds
         result: dict[str, Any] = self._request("POST", "/_sandbox/config", data)
         return result
