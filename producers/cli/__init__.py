@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from producers.cli import callbacks, dev, doctor, failed, jobs, lanes, run
+from producers.cli import archive, callbacks, dev, doctor, failed, jobs, lanes, run
 
 app = typer.Typer(
     name="tfq",
@@ -37,6 +37,7 @@ app.add_typer(lanes.app, name="lanes")
 app.command("failed")(failed.failed)
 app.command("doctor")(doctor.doctor)
 app.add_typer(callbacks.app, name="callbacks")
+app.add_typer(archive.app, name="archive")
 app.command("demo")(dev.demo)
 
 
