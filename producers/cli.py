@@ -797,7 +797,7 @@ def _forget_demo_keys(queue: InvoiceQueue) -> None:
 
     import redis
 
-    from worker.store.lanes import text
+    from worker.store.scripts import text
 
     r, prefix = queue.redis, queue.keys.prefix
     with contextlib.suppress(redis.RedisError):

@@ -30,8 +30,9 @@ from rich.text import Text
 
 from producers.bulkfile import Format, JobLine, read_jobs
 from worker.errors import FieldError
-from worker.store.jobs import FINAL, public_result
-from worker.store.lanes import LaneStore, text
+from worker.store.jobs import FINAL, JobResult
+from worker.store.lanes import LaneStore
+from worker.store.scripts import text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -612,7 +613,7 @@ def failed_doc(store: LaneStore, *, limit: int) -> dict[str, Any]:
     for (_, score), rec in zip(pairs, store.jobs(ids), strict=True):
         if rec is None:  # a finished record past its retention
             continue
-        result = public_result(rec)
+        result = JobResult.from_record(rec).model_dump(mode="json")
         unknown = result["status"] == "unknown"
         jobs.append(
             {

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from unittest.mock import ANY
 
 import pytest
 import redis
 
 from ops.testkit.harness import unique_prefix
 from worker.dispatcher import Dispatcher
+from worker.store.jobs import NewJob
 from worker.store.keys import Keys
-from worker.store.lanes import LaneStore, NewJob
+from worker.store.lanes import LaneStore
+from worker.store.scripts import Enqueued, Released
 
 CUIT_A = "20111111112"
 CUIT_B = "20267565393"
@@ -36,11 +39,11 @@ def claim_all(store: LaneStore, lease: float = 30.0) -> dict[str, str]:
 
 def test_enqueue_is_idempotent_per_key(store: LaneStore) -> None:
     first = store.enqueue([job(1), job(2)], batch="b1")
-    assert [o for o, _, _ in first] == ["created", "created"]
+    assert [e.outcome for e in first] == ["created", "created"]
     again = store.enqueue([job(3, ref="REF-1")], batch="b1")
-    assert again == [("duplicate", f"job{CUIT_A}1", "")]
+    assert again == [Enqueued("duplicate", f"job{CUIT_A}1", "")]
     # The same reference under another CUIT is another invoice.
-    assert store.enqueue([job(4, cuit=CUIT_B, ref="REF-1")])[0][0] == "created"
+    assert not store.enqueue([job(4, cuit=CUIT_B, ref="REF-1")])[0].duplicate
     assert store.depth(CUIT_A) == 2
     assert store.r.hget(store.keys.batch("b1"), "total") == b"2"
 
@@ -50,9 +53,9 @@ def test_resubmission_after_rejection_links_the_jobs(store: LaneStore) -> None:
     token = claim_all(store)[CUIT_A]
     assert store.transition(CUIT_A, token, f"job{CUIT_A}1", "rejected", {"errors": "[]"})
     store.release(CUIT_A, token, not_before=0, gap_seconds=0)
-    outcome, new_id, prev = store.enqueue([job(9, ref="REF-1")])[0]
-    assert (outcome, prev) == ("created", f"job{CUIT_A}1")
-    assert store.job(f"job{CUIT_A}1")["next"] == new_id  # type: ignore[index]
+    (enqueued,) = store.enqueue([job(9, ref="REF-1")])
+    assert (enqueued.outcome, enqueued.previous_job_id) == ("created", f"job{CUIT_A}1")
+    assert store.job(f"job{CUIT_A}1")["next"] == enqueued.job_id  # type: ignore[index]
 
 
 def test_claim_leases_with_increasing_fencing_tokens(store: LaneStore) -> None:
@@ -91,9 +94,10 @@ def test_gap_is_measured_between_sends(store: LaneStore) -> None:
     assert rec is not None
     assert (rec["status"], rec["numero"], rec["attempts"]) == ("sending", "1", "1")
     store.transition(CUIT_A, token, f"job{CUIT_A}1", "issued")
-    depth, next_at = store.release(CUIT_A, token, not_before=0, gap_seconds=5)  # type: ignore[misc]
-    assert depth == 1
-    assert next_at == pytest.approx(go.value + 5, abs=0.01)  # type: ignore[operator]
+    released = store.release(CUIT_A, token, not_before=0, gap_seconds=5)
+    assert released is not None
+    assert released.depth == 1
+    assert released.next_at == pytest.approx(go.value + 5, abs=0.01)  # type: ignore[operator]
     assert claim_all(store) == {}  # not before the gap
     # Even a lane claimed early is refused at the last check.
     store.r.zadd(store.keys.ready, {CUIT_A: 0})
@@ -173,7 +177,7 @@ def test_release_pops_finished_head_jobs(store: LaneStore) -> None:
     token = claim_all(store)[CUIT_A]
     store.transition(CUIT_A, token, f"job{CUIT_A}1", "issued")
     store.transition(CUIT_A, token, f"job{CUIT_A}2", "rejected")
-    assert store.release(CUIT_A, token, not_before=0, gap_seconds=0)[0] == 1  # type: ignore[index]
+    assert store.release(CUIT_A, token, not_before=0, gap_seconds=0) == Released(1, ANY)
     assert store.head(CUIT_A, 5) == [f"job{CUIT_A}3"]
 
 
@@ -268,12 +272,12 @@ def test_many_lanes_finding_one_outage_make_one_strike(store: LaneStore) -> None
     """Strikes count probing rounds, not lanes: 40 discoveries at once back off like one."""
     past = store.now() - 30  # mantenimiento_hasta has minute precision: it may read as over
     results = [store.set_down(past, "TusFacturas maintenance") for _ in range(40)]
-    assert {strikes for strikes, _ in results} == {1}
-    assert results[-1][1] - store.now() <= 1.0
+    assert {window.strikes for window in results} == {1}
+    assert results[-1].until - store.now() <= 1.0
     time.sleep(1.05)  # the window passed: the next discovery starts a new round
-    strikes, window = store.set_down(past, "TusFacturas maintenance")
-    assert strikes == 2
-    assert 1.5 < window - store.now() <= 2.0
+    window = store.set_down(past, "TusFacturas maintenance")
+    assert window.strikes == 2
+    assert 1.5 < window.until - store.now() <= 2.0
 
 
 def test_a_late_stale_message_cannot_wedge_the_live_claim(store: LaneStore) -> None:
@@ -305,5 +309,6 @@ def test_the_gap_runs_from_the_reply(store: LaneStore) -> None:
     sent = store.presend(CUIT_A, token, jobs=[(f"job{CUIT_A}1", 1, "fp")], **kw)  # type: ignore[arg-type]
     time.sleep(0.3)  # the call takes a while
     store.transition(CUIT_A, token, f"job{CUIT_A}1", "issued")
-    _, next_at = store.release(CUIT_A, token, not_before=0, gap_seconds=5)  # type: ignore[misc]
-    assert next_at >= (sent.value or 0) + 5.3 - 0.02
+    released = store.release(CUIT_A, token, not_before=0, gap_seconds=5)
+    assert released is not None
+    assert released.next_at >= (sent.value or 0) + 5.3 - 0.02

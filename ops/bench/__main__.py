@@ -99,7 +99,7 @@ from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker
 from ops.testkit.localredis import ensure
 from producers.client import InvoiceQueue
 from worker.invoice.models import argentina_today
-from worker.store.lanes import text
+from worker.store.scripts import text
 
 SCENARIOS = ("enqueue", "slots", "capacity", "idle", "bulk", "memory")
 

@@ -35,9 +35,10 @@ from urllib3.exceptions import NewConnectionError
 
 from worker.errors import TfqError
 from worker.settings import Settings
-from worker.store.jobs import public_result
+from worker.store.jobs import JobResult
 from worker.store.keys import Keys
-from worker.store.lanes import LaneStore, text
+from worker.store.lanes import LaneStore
+from worker.store.scripts import text
 from worker.tenants import Tenants
 
 log = logging.getLogger("tfq.callbacks")
@@ -306,10 +307,14 @@ def _publish_one(
     if rec is None:  # expired long ago: nothing left to report
         callbacks.event_done(entry)
         return
-    result = public_result(rec)
+    result = JobResult.from_record(rec).model_dump(mode="json")
     if event == "batch.completed":
         data: dict[str, Any] = {
-            **(store.batch_counts(parts[0]) or {"batch": parts[0]}),
+            **(
+                counts.as_dict()
+                if (counts := store.batch_counts(parts[0]))
+                else {"batch": parts[0]}
+            ),
             "cuit": result["cuit"],
         }
     else:
