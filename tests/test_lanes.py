@@ -11,7 +11,7 @@ import redis
 
 from ops.testkit.harness import unique_prefix
 from worker.dispatcher import Dispatcher
-from worker.store.jobs import NewJob
+from worker.store.jobs import JobResult, NewJob
 from worker.store.keys import Keys
 from worker.store.lanes import LaneStore
 from worker.store.scripts import Enqueued, Released
@@ -312,3 +312,47 @@ def test_the_gap_runs_from_the_reply(store: LaneStore) -> None:
     released = store.release(CUIT_A, token, not_before=0, gap_seconds=5)
     assert released is not None
     assert released.next_at >= (sent.value or 0) + 5.3 - 0.02
+
+
+def test_lane_and_job_writes_of_a_stale_worker_are_refused(store: LaneStore) -> None:
+    """solo, a failed call's story and a forgotten number are written only under the lease."""
+    store.enqueue([job(1), job(2)])
+    old = claim_all(store, lease=0.1)[CUIT_A]
+    time.sleep(0.15)
+    store.reap()
+    live = claim_all(store)[CUIT_A]
+    assert not store.set_solo(CUIT_A, old, 2)
+    assert store.set_solo(CUIT_A, live, 1)
+    assert not store.take_solo(CUIT_A, old)
+    assert store.take_solo(CUIT_A, live)
+    assert not store.take_solo(CUIT_A, live)  # one job went alone: batches again
+    ids = [f"job{CUIT_A}1", f"job{CUIT_A}2"]
+    failure = {"kind": "transient", "error": "timeout", "messages": ["slow"]}
+    assert not store.record_failed_call(CUIT_A, old, ids, **failure)  # type: ignore[arg-type]
+    assert "last_error" not in (store.job(ids[0]) or {})
+    assert store.record_failed_call(CUIT_A, live, ids, **failure)  # type: ignore[arg-type]
+    rec = store.job(ids[1]) or {}
+    assert (rec["last_kind"], rec["last_error"], rec["last_messages"]) == (
+        "transient",
+        "timeout",
+        '["slow"]',
+    )
+    store.set_next_number(CUIT_A, 679, "FACTURA B", 5, live)
+    assert not store.forget_next_number(CUIT_A, 679, "FACTURA B", old)
+    assert store.next_number(CUIT_A, 679, "FACTURA B") == 5
+    assert store.forget_next_number(CUIT_A, 679, "FACTURA B", live)
+    assert store.next_number(CUIT_A, 679, "FACTURA B") is None
+
+
+def test_job_result_keeps_its_keys_and_shows_extras_only_when_set(store: LaneStore) -> None:
+    store.enqueue([job(1)])
+    rec = store.job(f"job{CUIT_A}1") or {}
+    del rec["env"]  # this test's envelope is not a packed one
+    result = JobResult.from_record(rec)
+    doc = result.model_dump(mode="json")
+    assert doc["status"] == "queued"
+    assert len(doc) == 31
+    assert "paused_reason" not in doc
+    assert "duplicate" not in doc
+    result.paused_reason, result.paused_until = "closing", None
+    assert list(result.model_dump(mode="json"))[-2:] == ["paused_reason", "paused_until"]

@@ -30,6 +30,7 @@ from worker.settings import Settings
 from worker.store.jobs import FINAL, Job, JobStatus, fingerprint
 from worker.store.keys import JobField, LaneField
 from worker.store.lanes import LaneStore
+from worker.store.scripts import Verdict
 from worker.tenants import Pdv, Tenants, UnknownPdv
 from worker.tusfacturas.client import CONSULTA_AVANZADA, NUMERACION, TusFacturasClient
 from worker.tusfacturas.errors import ServiceDownError, TusFacturasError
@@ -181,7 +182,7 @@ class Sender(OutcomeRecorder):
     def _handle(self, claim: Claim) -> Handled:
         ids = self.store.head(claim.cuit, self.settings.batch_max)
         records = self.store.jobs(ids)
-        jobs = [Job.from_record(r) for r in records if r is not None and "env" in r]
+        jobs = [Job.from_record(r) for r in records if r is not None and JobField.ENVELOPE in r]
         if not jobs or jobs[0].id != ids[0] or jobs[0].status in FINAL:
             # Finished (or vanished) head jobs are dropped by the release.
             self._release(claim)
@@ -329,13 +330,13 @@ class Sender(OutcomeRecorder):
             )
             if turn.go:
                 return True
-            if turn.verdict == "wait":
+            if turn.verdict is Verdict.WAIT:
                 SENDS_HELD.labels("account").inc()
                 time.sleep(turn.value or 0.0)
                 continue
-            if turn.verdict == "early":
+            if turn.verdict is Verdict.EARLY:
                 self._release(claim, not_before=turn.value)
-            elif turn.verdict == "spent":
+            elif turn.verdict is Verdict.SPENT:
                 self._spend_pause(
                     claim,
                     head,
@@ -375,7 +376,7 @@ class Sender(OutcomeRecorder):
             )
             if verdict.go:
                 break
-            if verdict.verdict == "spent":
+            if verdict.verdict is Verdict.SPENT:
                 if verdict.spent_index == 0:
                     self._spend_pause(
                         claim,
@@ -389,14 +390,16 @@ class Sender(OutcomeRecorder):
                 continue
             if verdict.why:
                 SENDS_HELD.labels(verdict.why).inc()
-            if verdict.verdict == "wait":
+            if verdict.verdict is Verdict.WAIT:
                 time.sleep(verdict.value or 0.0)
                 continue
-            if verdict.verdict == "stale":
+            if verdict.verdict is Verdict.STALE:
                 return Handled.STALE
             # early (gap or account pacing far off): come back at that time. down: the
             # global window holds the lane; it must not carry the window's end itself.
-            self._release(claim, not_before=verdict.value if verdict.verdict == "early" else None)
+            self._release(
+                claim, not_before=verdict.value if verdict.verdict is Verdict.EARLY else None
+            )
             return Handled.HELD_BACK
         sent_at = verdict.value or 0.0
         log.info(

@@ -349,10 +349,7 @@ class JobStore:
 
     def record_attention(self, job_id: str, reason: str) -> None:
         """Queue an `invoice.attention` event for a job a human must look at."""
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.keys.job(job_id), JobField.ATTENTION, reason)
-        pipe.zadd(self.keys.outbox, {f"invoice.attention|{job_id}|{int(time.time())}": time.time()})
-        pipe.execute()
+        self.run_script("attention", job_id, reason)
 
     # --- reads --------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ A new script is one more name in `SCRIPTS` (and a reader, when its reply is not 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib import resources
 from typing import Any
 
@@ -33,6 +34,7 @@ SCRIPTS: tuple[str, ...] = (
     "seq",
     "solo",
     "failed_call",
+    "attention",
     "callback_new",
     "callback_settle",
     "query",
@@ -99,11 +101,22 @@ def read_claim(raw: Any) -> Claims:
     )
 
 
+class Verdict(StrEnum):
+    """Whether a call may go now (presend.lua, query.lua)."""
+
+    GO = "go"
+    WAIT = "wait"  # a short wait, then ask again
+    EARLY = "early"  # its slot is far off: release the lane until then
+    DOWN = "down"  # the service is down (presend only)
+    SPENT = "spent"  # the spend guard's bound is reached: nothing is sent
+    STALE = "stale"  # the lease is gone
+
+
 @dataclass(frozen=True)
 class Turn:
     """presend.lua and query.lua: whether a call may go now."""
 
-    verdict: str  # go, wait, early, down, spent, stale
+    verdict: Verdict
     value: float | None = None  # go: send time; wait: seconds; early/down: epoch s
     why: str = ""  # wait/early: "gap" (this CUIT's) or "account" (pacing of all calls)
     spent_index: int = 0  # presend's spent: the batch's first job that has had its bound
@@ -111,20 +124,22 @@ class Turn:
 
     @property
     def go(self) -> bool:
-        return self.verdict == "go"
+        return self.verdict is Verdict.GO
 
 
 def read_presend(raw: Any) -> Turn:
-    verdict, *rest = _texts(raw)
-    if verdict == "spent":
+    first, *rest = _texts(raw)
+    verdict = Verdict(first)
+    if verdict is Verdict.SPENT:
         return Turn(verdict, spent_index=int(rest[0]), spent_sends=int(rest[1]))
     value, why = [*rest, "", ""][:2]
     return Turn(verdict, float(value) if value else None, why)
 
 
 def read_query(raw: Any) -> Turn:
-    verdict, *rest = _texts(raw)
-    if verdict == "spent":
+    first, *rest = _texts(raw)
+    verdict = Verdict(first)
+    if verdict is Verdict.SPENT:
         return Turn(verdict, spent_sends=int(rest[0]))
     return Turn(verdict, float(rest[0]) if rest else None)
 
