@@ -4,7 +4,8 @@ For the lane's head it either reconciles an earlier attempt whose outcome is unk
 sends the next invoice (or a `facturacion/lotes` batch of head jobs with the same punto
 de venta and tipo), with an explicit number, after writing its intent atomically with the
 last lease/gap check. Every outcome is recorded under the lease's fencing token, then the
-lease is released with the next slot a gap after the later of the send and its reply.
+lease is released with the next slot a gap after the later of the send and its reply
+(`worker.outcomes`: this module decides what to send, that one records what came of it).
 
 Why explicit numbers: AFIP accepts number N only once per CUIT + PDV + tipo, so a resend
 of the same invoice with the same N can never become a second invoice; it gets 10016,
@@ -37,7 +38,6 @@ from worker.tusfacturas.errors import ServiceDownError, TusFacturasError
 from worker.tusfacturas.replies import IssuedInvoice
 
 log = logging.getLogger("tfq.submit")
-
 
 MAX_RECONCILES = 25  # then the job stays unknown and its lane is paused for a human
 PRESEND_MAX_WAIT_SECONDS = 2.0
