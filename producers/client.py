@@ -27,9 +27,9 @@ from worker.errors import FieldError, InvalidJob, unencodable_path
 from worker.invoice.envelope import JobEnvelope, validate_envelope
 from worker.invoice.tables import TIPOS
 from worker.settings import Settings, get_settings
-from worker.store.jobs import FINAL, new_job_id, pack_envelope, public_result
-from worker.store.keys import Keys
-from worker.store.lanes import LaneStore, NewJob, text
+from worker.store.jobs import FINAL, JobResult, JobStatus, NewJob, new_job_id, pack_envelope
+from worker.store.keys import JobField, Keys
+from worker.store.lanes import LaneStore
 
 CHUNK = 500  # jobs per enqueue script call
 
@@ -97,8 +97,8 @@ class InvoiceQueue:
     def submit(self, envelope: dict[str, Any] | JobEnvelope, *, batch: str = "") -> Submitted:
         """Queue one job; raises `InvalidJob` (with field paths) when it is refused."""
         env = self.validate(envelope)
-        ((outcome, job_id, prev),) = self.store.enqueue([self._new_job(env)], batch)
-        return Submitted(job_id, outcome == "duplicate", prev or None)
+        (enqueued,) = self.store.enqueue([self._new_job(env)], batch)
+        return Submitted(enqueued.job_id, enqueued.duplicate, enqueued.previous_job_id or None)
 
     def submit_many(
         self, envelopes: Iterable[dict[str, Any] | JobEnvelope], *, batch: str = ""
@@ -133,9 +133,9 @@ class InvoiceQueue:
         if not pending:
             return
         results = self.store.enqueue([job for _, job in pending], batch)
-        for (index, _), (outcome, job_id, _prev) in zip(pending, results, strict=True):
-            (report.duplicates if outcome == "duplicate" else report.accepted).append(
-                (index, job_id)
+        for (index, _), enqueued in zip(pending, results, strict=True):
+            (report.duplicates if enqueued.duplicate else report.accepted).append(
+                (index, enqueued.job_id)
             )
         pending.clear()
 
@@ -145,22 +145,27 @@ class InvoiceQueue:
         return self.store.job_id_for(cuit, external_reference)
 
     def status(self, job_id: str) -> dict[str, Any] | None:
-        """The job's result so far. A queued job whose lane is paused reads `paused`; any
-        unfinished job of a paused lane carries `paused_reason` and `paused_until` (None:
-        until someone resumes it)."""
+        """The job's result so far (`JobResult`'s JSON form). A queued job whose lane is
+        paused reads `paused`; any unfinished job of a paused lane carries `paused_reason`
+        and `paused_until` (None: until someone resumes it)."""
+        result = self.result(job_id)
+        return None if result is None else result.model_dump(mode="json")
+
+    def result(self, job_id: str) -> JobResult | None:
+        """`status`, typed."""
         rec = self.store.job(job_id)
         if rec is None:
             return None
-        result = public_result(rec)
-        if result["status"] not in FINAL:
-            state = self.store.lane_state(rec["cuit"])
-            if state.get("paused"):
-                if result["status"] == "queued":
-                    result["status"] = "paused"
-                result["paused_reason"] = state["paused"]
-                until = state.get("paused_until")
-                result["paused_until"] = (
-                    datetime.fromtimestamp(float(until), UTC).isoformat() if until else None
+        result = JobResult.from_record(rec)
+        if result.status not in FINAL:
+            lane = self.store.lane(rec[JobField.CUIT])
+            if lane.paused:
+                if result.status == JobStatus.QUEUED:
+                    result.status = JobStatus.PAUSED
+                result.paused_reason = lane.paused
+                until = lane.paused_until
+                result.paused_until = (
+                    datetime.fromtimestamp(until, UTC).isoformat() if until is not None else None
                 )
         return result
 
@@ -184,12 +189,8 @@ class InvoiceQueue:
     def _calls_to_empty(self, cuit: str, depth: int, limit: int = 2000) -> int:
         """Invoicing calls a lane still needs: runs of one PDV and batchable tipo, each
         at most TFQ_BATCH_MAX long; beyond `limit` jobs, extrapolated."""
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in self.store.head(cuit, limit):
-            pipe.hmget(self.keys.job(job_id), "pv", "tipo")
         calls, run, last = 0, 0, None
-        for pv, tipo in pipe.execute():
-            key = (text(pv), text(tipo)) if tipo else None
+        for key in self.store.placements(self.store.head(cuit, limit)):
             batchable = key is not None and key[1] in TIPOS and TIPOS[key[1]].batchable
             if key == last and batchable and run < self.settings.batch_max:
                 run += 1
@@ -202,25 +203,25 @@ class InvoiceQueue:
         summary = self.store.batch_counts(name)
         if summary is None:
             return None
-        total = summary["total"]
-        by_status = summary["counts"]
-        done = by_status["issued"] + by_status["rejected"]
-        cuits = [text(c) for c in self.redis.smembers(self.keys.batch_cuits(name))]
+        total = summary.total
+        by_status = summary.counts
+        done = by_status[JobStatus.ISSUED] + by_status[JobStatus.REJECTED]
+        cuits = self.store.batch_cuits(name)
         paused = 0
         eta_at = 0.0
         now = self.store.now()
         for cuit in cuits:
-            state = self.store.lane_state(cuit)
+            lane = self.store.lane(cuit)
             depth = self.store.depth(cuit)
-            if state.get("paused"):
+            if lane.paused:
                 paused += 1
             if depth == 0:
                 continue
-            gap = float(state.get("gap") or self.settings.cuit_gap_seconds)
+            gap = lane.gap or self.settings.cuit_gap_seconds
             calls = self._calls_to_empty(cuit, depth)
-            start = max(now, float(state.get("next_at") or 0))
+            start = max(now, lane.next_at or 0.0)
             eta_at = max(eta_at, start + (calls - 1) * gap)
-        created = summary["created"] or now
+        created = summary.created or now
         return {
             "batch": name,
             "total": total,

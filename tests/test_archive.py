@@ -20,7 +20,7 @@ from worker.archive import db
 from worker.archive.archiver import archive_due, claim, settle
 from worker.archive.repository import Archive, row_from_record
 from worker.errors import ConfigError
-from worker.invoice.models import validate_envelope
+from worker.invoice.envelope import validate_envelope
 from worker.settings import Settings
 from worker.store.jobs import pack_envelope
 from worker.store.keys import Keys

@@ -21,8 +21,9 @@ from ops.testkit.webhook_receiver import Receiver, running_receiver
 from worker.settings import Settings
 from worker.store.callbacks import RETENTION_SECONDS, CallbackField, Callbacks, DeliveryStatus
 from worker.store.keys import Keys
-from worker.store.lanes import LaneStore, text
+from worker.store.lanes import LaneStore
 from worker.store.outbox import EventKind, OutboxEvent, encode, parse
+from worker.store.scripts import text
 from worker.tenants import Tenants
 from worker.webhooks.delivery import Deliverer
 from worker.webhooks.publishing import delivery_id_for, publish_events

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from unittest.mock import ANY
 
 import pytest
 import redis
 
 from ops.testkit.harness import unique_prefix
 from worker.dispatcher import Dispatcher
+from worker.store.jobs import JobResult, NewJob
 from worker.store.keys import Keys
-from worker.store.lanes import LaneStore, NewJob
+from worker.store.lanes import LaneStore
+from worker.store.scripts import Enqueued, Released
 
 CUIT_A = "20111111112"
 CUIT_B = "20267565393"
@@ -36,11 +39,11 @@ def claim_all(store: LaneStore, lease: float = 30.0) -> dict[str, str]:
 
 def test_enqueue_is_idempotent_per_key(store: LaneStore) -> None:
     first = store.enqueue([job(1), job(2)], batch="b1")
-    assert [o for o, _, _ in first] == ["created", "created"]
+    assert [e.outcome for e in first] == ["created", "created"]
     again = store.enqueue([job(3, ref="REF-1")], batch="b1")
-    assert again == [("duplicate", f"job{CUIT_A}1", "")]
+    assert again == [Enqueued("duplicate", f"job{CUIT_A}1", "")]
     # The same reference under another CUIT is another invoice.
-    assert store.enqueue([job(4, cuit=CUIT_B, ref="REF-1")])[0][0] == "created"
+    assert not store.enqueue([job(4, cuit=CUIT_B, ref="REF-1")])[0].duplicate
     assert store.depth(CUIT_A) == 2
     assert store.r.hget(store.keys.batch("b1"), "total") == b"2"
 
@@ -50,9 +53,9 @@ def test_resubmission_after_rejection_links_the_jobs(store: LaneStore) -> None:
     token = claim_all(store)[CUIT_A]
     assert store.transition(CUIT_A, token, f"job{CUIT_A}1", "rejected", {"errors": "[]"})
     store.release(CUIT_A, token, not_before=0, gap_seconds=0)
-    outcome, new_id, prev = store.enqueue([job(9, ref="REF-1")])[0]
-    assert (outcome, prev) == ("created", f"job{CUIT_A}1")
-    assert store.job(f"job{CUIT_A}1")["next"] == new_id  # type: ignore[index]
+    (enqueued,) = store.enqueue([job(9, ref="REF-1")])
+    assert (enqueued.outcome, enqueued.previous_job_id) == ("created", f"job{CUIT_A}1")
+    assert store.job(f"job{CUIT_A}1")["next"] == enqueued.job_id  # type: ignore[index]
 
 
 def test_claim_leases_with_increasing_fencing_tokens(store: LaneStore) -> None:
@@ -91,9 +94,10 @@ def test_gap_is_measured_between_sends(store: LaneStore) -> None:
     assert rec is not None
     assert (rec["status"], rec["numero"], rec["attempts"]) == ("sending", "1", "1")
     store.transition(CUIT_A, token, f"job{CUIT_A}1", "issued")
-    depth, next_at = store.release(CUIT_A, token, not_before=0, gap_seconds=5)  # type: ignore[misc]
-    assert depth == 1
-    assert next_at == pytest.approx(go.value + 5, abs=0.01)  # type: ignore[operator]
+    released = store.release(CUIT_A, token, not_before=0, gap_seconds=5)
+    assert released is not None
+    assert released.depth == 1
+    assert released.next_at == pytest.approx(go.value + 5, abs=0.01)  # type: ignore[operator]
     assert claim_all(store) == {}  # not before the gap
     # Even a lane claimed early is refused at the last check.
     store.r.zadd(store.keys.ready, {CUIT_A: 0})
@@ -173,7 +177,7 @@ def test_release_pops_finished_head_jobs(store: LaneStore) -> None:
     token = claim_all(store)[CUIT_A]
     store.transition(CUIT_A, token, f"job{CUIT_A}1", "issued")
     store.transition(CUIT_A, token, f"job{CUIT_A}2", "rejected")
-    assert store.release(CUIT_A, token, not_before=0, gap_seconds=0)[0] == 1  # type: ignore[index]
+    assert store.release(CUIT_A, token, not_before=0, gap_seconds=0) == Released(1, ANY)
     assert store.head(CUIT_A, 5) == [f"job{CUIT_A}3"]
 
 
@@ -268,12 +272,12 @@ def test_many_lanes_finding_one_outage_make_one_strike(store: LaneStore) -> None
     """Strikes count probing rounds, not lanes: 40 discoveries at once back off like one."""
     past = store.now() - 30  # mantenimiento_hasta has minute precision: it may read as over
     results = [store.set_down(past, "TusFacturas maintenance") for _ in range(40)]
-    assert {strikes for strikes, _ in results} == {1}
-    assert results[-1][1] - store.now() <= 1.0
+    assert {window.strikes for window in results} == {1}
+    assert results[-1].until - store.now() <= 1.0
     time.sleep(1.05)  # the window passed: the next discovery starts a new round
-    strikes, window = store.set_down(past, "TusFacturas maintenance")
-    assert strikes == 2
-    assert 1.5 < window - store.now() <= 2.0
+    window = store.set_down(past, "TusFacturas maintenance")
+    assert window.strikes == 2
+    assert 1.5 < window.until - store.now() <= 2.0
 
 
 def test_a_late_stale_message_cannot_wedge_the_live_claim(store: LaneStore) -> None:
@@ -305,5 +309,50 @@ def test_the_gap_runs_from_the_reply(store: LaneStore) -> None:
     sent = store.presend(CUIT_A, token, jobs=[(f"job{CUIT_A}1", 1, "fp")], **kw)  # type: ignore[arg-type]
     time.sleep(0.3)  # the call takes a while
     store.transition(CUIT_A, token, f"job{CUIT_A}1", "issued")
-    _, next_at = store.release(CUIT_A, token, not_before=0, gap_seconds=5)  # type: ignore[misc]
-    assert next_at >= (sent.value or 0) + 5.3 - 0.02
+    released = store.release(CUIT_A, token, not_before=0, gap_seconds=5)
+    assert released is not None
+    assert released.next_at >= (sent.value or 0) + 5.3 - 0.02
+
+
+def test_lane_and_job_writes_of_a_stale_worker_are_refused(store: LaneStore) -> None:
+    """solo, a failed call's story and a forgotten number are written only under the lease."""
+    store.enqueue([job(1), job(2)])
+    old = claim_all(store, lease=0.1)[CUIT_A]
+    time.sleep(0.15)
+    store.reap()
+    live = claim_all(store)[CUIT_A]
+    assert not store.set_solo(CUIT_A, old, 2)
+    assert store.set_solo(CUIT_A, live, 1)
+    assert not store.take_solo(CUIT_A, old)
+    assert store.take_solo(CUIT_A, live)
+    assert not store.take_solo(CUIT_A, live)  # one job went alone: batches again
+    ids = [f"job{CUIT_A}1", f"job{CUIT_A}2"]
+    failure = {"kind": "transient", "error": "timeout", "messages": ["slow"]}
+    assert not store.record_failed_call(CUIT_A, old, ids, **failure)  # type: ignore[arg-type]
+    assert "last_error" not in (store.job(ids[0]) or {})
+    assert store.record_failed_call(CUIT_A, live, ids, **failure)  # type: ignore[arg-type]
+    rec = store.job(ids[1]) or {}
+    assert (rec["last_kind"], rec["last_error"], rec["last_messages"]) == (
+        "transient",
+        "timeout",
+        '["slow"]',
+    )
+    store.set_next_number(CUIT_A, 679, "FACTURA B", 5, live)
+    assert not store.forget_next_number(CUIT_A, 679, "FACTURA B", old)
+    assert store.next_number(CUIT_A, 679, "FACTURA B") == 5
+    assert store.forget_next_number(CUIT_A, 679, "FACTURA B", live)
+    assert store.next_number(CUIT_A, 679, "FACTURA B") is None
+
+
+def test_job_result_keeps_its_keys_and_shows_extras_only_when_set(store: LaneStore) -> None:
+    store.enqueue([job(1)])
+    rec = store.job(f"job{CUIT_A}1") or {}
+    del rec["env"]  # this test's envelope is not a packed one
+    result = JobResult.from_record(rec)
+    doc = result.model_dump(mode="json")
+    assert doc["status"] == "queued"
+    assert len(doc) == 31
+    assert "paused_reason" not in doc
+    assert "duplicate" not in doc
+    result.paused_reason, result.paused_until = "closing", None
+    assert list(result.model_dump(mode="json"))[-2:] == ["paused_reason", "paused_until"]

@@ -134,7 +134,7 @@ class Dispatcher:
         """Work arrived for an idle CUIT, or a lane became the earliest: wake the loop."""
         while not stop.is_set():
             try:
-                if self.store.r.blpop([self.store.keys.wake], timeout=1):
+                if self.store.wait_for_wake(timeout_seconds=1):
                     woken.set()
             except Exception:
                 log.warning("waiting for wake-ups failed", exc_info=True)

@@ -18,8 +18,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from worker.store.keys import Keys
-from worker.store.lanes import LaneStore, text
+from worker.store.jobs import RECORDED, JobStatus
+from worker.store.keys import Stat
+from worker.store.lanes import LaneStore
 
 API_CALLS = Counter(
     "tfq_api_calls",
@@ -38,41 +39,25 @@ SENDS_HELD = Counter(
     ["reason"],
 )
 
-STATUSES = ("queued", "sending", "unknown", "issued", "rejected")
-
 
 class QueueCollector(Collector):
     """The queue's state from Redis, computed on each scrape."""
 
     def __init__(self, store: LaneStore):
         self.store = store
-        self.keys: Keys = store.keys
 
     def collect(self) -> Iterator[Metric]:
-        k = self.keys
-        pipe = self.store.r.pipeline(transaction=False)
-        pipe.hgetall(k.stats)
-        pipe.zrange(k.pending, 0, 0, withscores=True)
-        pipe.zcard(k.paused)
-        pipe.zcard(k.ready)
-        pipe.zcard(k.leased)
-        pipe.zcard(k.callbacks_due)
-        pipe.zcard(k.callbacks_dead)
-        pipe.hget(k.down, "until")
-        pipe.time()
-        stats_raw, oldest, paused, ready, leased, cb_due, cb_dead, down_until, now_raw = (
-            pipe.execute()
-        )
-        stats = {text(a): int(text(b)) for a, b in stats_raw.items()}
-        now = float(now_raw[0]) + float(now_raw[1]) / 1e6
+        g = self.store.gauges()
+        stats, now = g.stats, g.now
 
         jobs = GaugeMetricFamily("tfq_jobs", "Jobs by status", labels=["status"])
-        for status in STATUSES:
-            jobs.add_metric([status], stats.get(f"jobs:{status}", 0))
+        for status in RECORDED:
+            jobs.add_metric([status], stats.get(Stat.jobs(status), 0))
         yield jobs
-        queued = sum(stats.get(f"jobs:{s}", 0) for s in ("queued", "sending", "unknown"))
+        unfinished = (JobStatus.QUEUED, JobStatus.SENDING, JobStatus.UNKNOWN)
+        queued = sum(stats.get(Stat.jobs(s), 0) for s in unfinished)
         yield GaugeMetricFamily("tfq_queued_jobs", "Jobs not yet issued or rejected", value=queued)
-        age = now - float(oldest[0][1]) if oldest else 0.0
+        age = now - g.oldest_pending if g.oldest_pending is not None else 0.0
         yield GaugeMetricFamily(
             "tfq_oldest_queued_job_age_seconds",
             "Age of the oldest job not yet issued or rejected (seconds)",
@@ -80,33 +65,39 @@ class QueueCollector(Collector):
         )
         yield GaugeMetricFamily(
             "tfq_unknown_jobs", "Jobs whose last call's outcome is unknown (reconciling)",
-            value=stats.get("jobs:unknown", 0),
+            value=stats.get(Stat.jobs(JobStatus.UNKNOWN), 0),
         )  # fmt: skip
-        yield GaugeMetricFamily("tfq_paused_lanes", "CUIT lanes paused", value=paused)
+        yield GaugeMetricFamily("tfq_paused_lanes", "CUIT lanes paused", value=g.paused_lanes)
         yield GaugeMetricFamily(
-            "tfq_ready_lanes", "CUIT lanes with work waiting for a slot", value=ready
+            "tfq_ready_lanes", "CUIT lanes with work waiting for a slot", value=g.ready_lanes
         )
-        yield GaugeMetricFamily("tfq_leased_lanes", "CUIT lanes being worked now", value=leased)
+        yield GaugeMetricFamily(
+            "tfq_leased_lanes", "CUIT lanes being worked now", value=g.leased_lanes
+        )
         yield GaugeMetricFamily(
             "tfq_service_down", "1 while every lane waits on a maintenance or AFIP outage",
-            value=1 if down_until and float(text(down_until)) > now else 0,
+            value=1 if g.down_until is not None and g.down_until > now else 0,
         )  # fmt: skip
         yield GaugeMetricFamily(
-            "tfq_callbacks_pending", "Callback deliveries not yet delivered", value=cb_due
+            "tfq_callbacks_pending", "Callback deliveries not yet delivered", value=g.callbacks_due
         )
         yield GaugeMetricFamily(
-            "tfq_callbacks_dead", "Callback deliveries dead-lettered", value=cb_dead
+            "tfq_callbacks_dead", "Callback deliveries dead-lettered", value=g.callbacks_dead
         )
         for name, key, doc in (
-            ("tfq_invoicing_calls", "calls:invoicing", "Invoicing calls sent (nuevo or lotes)"),
-            ("tfq_leases_reaped", "leases:reaped", "Leases taken back from dead workers"),
-            ("tfq_callbacks_delivered", "callbacks:delivered", "Callback deliveries delivered"),
+            ("tfq_invoicing_calls", Stat.INVOICING_CALLS, "Invoicing calls sent (nuevo or lotes)"),
+            ("tfq_leases_reaped", Stat.LEASES_REAPED, "Leases taken back from dead workers"),
+            ("tfq_callbacks_delivered", Stat.CALLBACKS_DELIVERED, "Callback deliveries delivered"),
             (
                 "tfq_lanes_spend_paused",
-                "lanes:spend_paused",
+                Stat.LANES_SPEND_PAUSED,
                 "Lanes the spend guard paused: a job or numeracion reached its bound of paid calls",
             ),
-            ("tfq_numeracion_calls", "calls:facturacion/numeracion", "numeracion calls (billed)"),
+            (
+                "tfq_numeracion_calls",
+                Stat.calls("facturacion/numeracion"),
+                "numeracion calls (billed)",
+            ),
         ):
             yield CounterMetricFamily(name, doc, value=stats.get(key, 0))
 

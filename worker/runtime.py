@@ -10,7 +10,7 @@ import redis
 from worker.errors import ConfigError
 from worker.settings import Settings
 from worker.store.callbacks import Callbacks
-from worker.store.keys import Keys
+from worker.store.keys import DownField, Keys
 from worker.store.lanes import LaneStore
 from worker.submit import Sender
 from worker.tenants import Tenants
@@ -75,7 +75,7 @@ class Runtime:
         when it ends, and probing it would only be refused.
         """
         down = self.store.down()
-        if "maintenance" in down.get("reason", "").lower():
+        if "maintenance" in down.get(DownField.REASON, "").lower():
             return False
         tenants = self.tenants.tenants
         if not tenants:

@@ -4,7 +4,8 @@ For the lane's head it either reconciles an earlier attempt whose outcome is unk
 sends the next invoice (or a `facturacion/lotes` batch of head jobs with the same punto
 de venta and tipo), with an explicit number, after writing its intent atomically with the
 last lease/gap check. Every outcome is recorded under the lease's fencing token, then the
-lease is released with the next slot a gap after the later of the send and its reply.
+lease is released with the next slot a gap after the later of the send and its reply
+(`worker.outcomes`: this module decides what to send, that one records what came of it).
 
 Why explicit numbers: AFIP accepts number N only once per CUIT + PDV + tipo, so a resend
 of the same invoice with the same N can never become a second invoice; it gets 10016,
@@ -15,10 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -27,44 +26,26 @@ from typing import Any
 from worker.invoice.rules import afip_date_window, argentina_today
 from worker.invoice.tables import TIPOS
 from worker.metrics import SENDS_HELD
+from worker.outcomes import Claim, OutcomeRecorder
 from worker.settings import Settings
-from worker.store.jobs import Job, fingerprint
+from worker.store.jobs import FINAL, Job, JobStatus, fingerprint
+from worker.store.keys import JobField, LaneField
 from worker.store.lanes import LaneStore
+from worker.store.scripts import Verdict
 from worker.tenants import Pdv, Tenants, UnknownPdv
-from worker.tusfacturas.client import CONSULTA_AVANZADA, NUMERACION, BatchResult, TusFacturasClient
-from worker.tusfacturas.errors import (
-    AFIP_DOWN_WINDOW,
-    AmbiguousError,
-    OutcomeKind,
-    RateLimitedError,
-    RejectedError,
-    SequenceError,
-    ServiceDownError,
-    TenantBlockedError,
-    TusFacturasError,
-    UnclassifiedError,
-)
+from worker.tusfacturas.client import CONSULTA_AVANZADA, NUMERACION, TusFacturasClient
+from worker.tusfacturas.errors import ServiceDownError, TusFacturasError
 from worker.tusfacturas.replies import IssuedInvoice
 
 log = logging.getLogger("tfq.submit")
 
-
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_CAP_SECONDS = 300.0
-RECONCILE_DELAY_SECONDS = 2.0  # let a slow call land before asking whether it did
 MAX_RECONCILES = 25  # then the job stays unknown and its lane is paused for a human
 PRESEND_MAX_WAIT_SECONDS = 2.0
 # numeracion's answer N means N (the next number) or N + 1 (N was the last issued):
 # free queries look from max(N, 1) upwards for the first number not issued. More than
 # this many issued numbers above N means the numbering is not what either reading says.
 NUMBER_PROBES = 3
-NUMERACION_COUNTER = "numeracion_calls"  # a lane's numeracion calls since its last issue
-
-
-def backoff_seconds(failures: int) -> float:
-    """Jittered, capped exponential backoff ("full jitter" on the upper half)."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** max(0, failures - 1))
-    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 (jitter, not security)
+NUMERACION_COUNTER = LaneField.NUMERACION_CALLS  # numeracion calls since the last issue
 
 
 def _parse_fecha(text: str) -> date:
@@ -124,13 +105,6 @@ class Handled(StrEnum):
     CALL_FAILED = "call failed"  # recorded by its failure class
 
 
-@dataclass
-class Claim:
-    cuit: str
-    token: str
-    gap: float
-
-
 class LeaseKeeper:
     """Renews the leases this process holds while their calls run (a slow call is ~90 s)."""
 
@@ -170,7 +144,7 @@ class LeaseKeeper:
                     log.warning("lease renewal failed", exc_info=True)
 
 
-class Sender:
+class Sender(OutcomeRecorder):
     """Handles claims. Thread-safe: one per worker process, shared by its threads."""
 
     def __init__(
@@ -181,11 +155,9 @@ class Sender:
         settings: Settings,
         lease_seconds: float = 60.0,
     ):
-        self.store = store
+        super().__init__(store, settings)
         self.client = client
         self.tenants = tenants
-        self.settings = settings
-        self.retention_seconds = settings.result_retention_seconds
         self.min_interval = 1.0 / settings.api_max_rps
         self.keeper = LeaseKeeper(store, lease_seconds)
 
@@ -210,8 +182,8 @@ class Sender:
     def _handle(self, claim: Claim) -> Handled:
         ids = self.store.head(claim.cuit, self.settings.batch_max)
         records = self.store.jobs(ids)
-        jobs = [Job.from_record(r) for r in records if r is not None and "env" in r]
-        if not jobs or jobs[0].id != ids[0] or jobs[0].status in ("issued", "rejected"):
+        jobs = [Job.from_record(r) for r in records if r is not None and JobField.ENVELOPE in r]
+        if not jobs or jobs[0].id != ids[0] or jobs[0].status in FINAL:
             # Finished (or vanished) head jobs are dropped by the release.
             self._release(claim)
             return Handled.RELEASED
@@ -223,7 +195,7 @@ class Sender:
             self._attention(claim, head, f"lane paused: {exc}")
             self._release(claim)
             return Handled.PAUSED_UNKNOWN_PDV
-        if head.status in ("sending", "unknown"):
+        if head.status in (JobStatus.SENDING, JobStatus.UNKNOWN):
             return self._reconcile(claim, pdv, head)
         return self._send_next(claim, pdv, jobs)
 
@@ -234,7 +206,7 @@ class Sender:
         today = argentina_today()
         problem = _date_window_problem(head.payload(0), today)
         if problem:
-            self._finish(claim, head, "rejected", {"errors": [problem]})
+            self._finish(claim, head, JobStatus.REJECTED, {JobField.ERRORS: [problem]})
             self._release(claim)
             return Handled.REJECTED_DATE
         batch = self._batch(claim, jobs, today)
@@ -249,7 +221,7 @@ class Sender:
                 f"punto de venta {head.punto_venta} is {numero}; AFIP issues numbers only in "
                 "sequence (10016). Send it without numero to take the next one."
             )
-            self._finish(claim, head, "rejected", {"errors": [reason]})
+            self._finish(claim, head, JobStatus.REJECTED, {JobField.ERRORS: [reason]})
             self._release(claim)
             return Handled.REJECTED_NUMERO
         return self._send(claim, pdv, batch, numero)
@@ -259,16 +231,14 @@ class Sender:
         head = jobs[0]
         if self.settings.batch_max <= 1 or not TIPOS[head.tipo].batchable or head.requested_numero:
             return [head]
-        state = self.store.lane_state(claim.cuit)
-        if int(state.get("solo") or 0) > 0:
+        if self.store.take_solo(claim.cuit, claim.token):
             # After a whole-batch refusal: these jobs go one by one to find the culprit.
-            self.store.r.hincrby(self.store.keys.lane_state(claim.cuit), "solo", -1)
             return [head]
         batch = [head]
         last_fecha = _parse_fecha(head.payload(0)["comprobante"]["fecha"])
         for job in jobs[1:]:
             if (
-                job.status != "queued"
+                job.status != JobStatus.QUEUED
                 or job.punto_venta != head.punto_venta
                 or job.tipo != head.tipo
                 or job.requested_numero
@@ -360,13 +330,13 @@ class Sender:
             )
             if turn.go:
                 return True
-            if turn.verdict == "wait":
+            if turn.verdict is Verdict.WAIT:
                 SENDS_HELD.labels("account").inc()
                 time.sleep(turn.value or 0.0)
                 continue
-            if turn.verdict == "early":
+            if turn.verdict is Verdict.EARLY:
                 self._release(claim, not_before=turn.value)
-            elif turn.verdict == "spent":
+            elif turn.verdict is Verdict.SPENT:
                 self._spend_pause(
                     claim,
                     head,
@@ -378,7 +348,7 @@ class Sender:
     def _spend_pause(self, claim: Claim, job: Job, what: str) -> None:
         """The spend guard: stop a lane that could go on paying for calls without progress.
         Its jobs wait; the reason names the job; a resume grants a fresh bound."""
-        last = job.record.get("last_error") or ""
+        last = job.record.get(JobField.LAST_ERROR) or ""
         reason = (
             f"spend guard: job {job.id} ({job.external_reference}): {what}"
             + (f"; last error: {last}" if last else "")
@@ -406,7 +376,7 @@ class Sender:
             )
             if verdict.go:
                 break
-            if verdict.verdict == "spent":
+            if verdict.verdict is Verdict.SPENT:
                 if verdict.spent_index == 0:
                     self._spend_pause(
                         claim,
@@ -420,14 +390,16 @@ class Sender:
                 continue
             if verdict.why:
                 SENDS_HELD.labels(verdict.why).inc()
-            if verdict.verdict == "wait":
+            if verdict.verdict is Verdict.WAIT:
                 time.sleep(verdict.value or 0.0)
                 continue
-            if verdict.verdict == "stale":
+            if verdict.verdict is Verdict.STALE:
                 return Handled.STALE
             # early (gap or account pacing far off): come back at that time. down: the
             # global window holds the lane; it must not carry the window's end itself.
-            self._release(claim, not_before=verdict.value if verdict.verdict == "early" else None)
+            self._release(
+                claim, not_before=verdict.value if verdict.verdict is Verdict.EARLY else None
+            )
             return Handled.HELD_BACK
         sent_at = verdict.value or 0.0
         log.info(
@@ -451,144 +423,6 @@ class Sender:
         self._release(claim, failures=0)
         return Handled.SENT
 
-    def _batch_outcome(
-        self, claim: Claim, batch: list[Job], numero: int, result: BatchResult, sent_at: float
-    ) -> None:
-        """AFIP's order: an issued prefix, the first failure, then nothing processed.
-
-        When the first failure is itself uncertain (no reply for it, or a reply about
-        another invoice), a later item without a reply of its own is uncertain too: it is
-        reconciled, never sent again blind.
-        """
-        failure = result.first_failure
-        uncertain = failure is not None and isinstance(result.items[failure], AmbiguousError)
-        for i, (job, item) in enumerate(zip(batch, result.items, strict=True)):
-            if isinstance(item, IssuedInvoice):
-                self._issued(claim, job, numero + i, item, sent_at)
-            elif i == failure or (
-                uncertain
-                and isinstance(item, AmbiguousError)
-                and not isinstance(item, UnclassifiedError | SequenceError)
-            ):
-                self._on_failure(claim, [job], item, numero=numero + i, release=False)
-            else:
-                self._requeue(claim, job, "not processed: an earlier invoice of the batch failed")
-
-    def _issued(
-        self, claim: Claim, job: Job, numero: int, issued: IssuedInvoice, sent_at: float
-    ) -> None:
-        self.store.set_next_number(claim.cuit, job.punto_venta, job.tipo, numero + 1, claim.token)
-        fields = {
-            "numero": numero,
-            "cae": issued.cae,
-            "cae_vencimiento": issued.cae_vencimiento.isoformat() if issued.cae_vencimiento else "",
-            "pdf_url": issued.pdf_url,
-            "ticket_url": issued.ticket_url,
-            "afip_qr": issued.afip_qr,
-            "observaciones": issued.observaciones,
-            "vencimiento_pago": (
-                issued.vencimiento_pago.isoformat() if issued.vencimiento_pago else ""
-            ),
-            "requiere_fec": {True: "S", False: "N", None: ""}[issued.requiere_fec],
-            "micrositios": json.dumps(issued.micrositios) if issued.micrositios else "",
-            "test_mode": "1" if issued.test_mode else "0",
-            "errors": "[]",
-            "issued_at": sent_at,
-        }
-        self._finish(claim, job, "issued", fields)
-
-    # --- failures -----------------------------------------------------------------------
-
-    def _on_failure(
-        self,
-        claim: Claim,
-        jobs: list[Job],
-        exc: TusFacturasError,
-        *,
-        numero: int | None = None,
-        release: bool = True,
-    ) -> None:
-        """Record a failed call for `jobs` (numbered from `numero`) by its failure class."""
-        now = self.store.now()
-        state = self.store.lane_state(claim.cuit)
-        failures = int(state.get("failures") or 0)
-        kind = exc.kind
-        self._log_attempt(claim, jobs, exc)
-        not_before = now
-        account_nb: float | None = None
-        if kind is OutcomeKind.AMBIGUOUS:
-            for i, job in enumerate(jobs):
-                # A reply came back: this call is not in flight any more, so reconciling
-                # need not wait out the read timeout.
-                extra: dict[str, Any] = {"replied": "1" if exc.replied else ""}
-                if numero is not None:
-                    extra["numero"] = numero + i
-                self.store.transition(claim.cuit, claim.token, job.id, "unknown", extra)
-            not_before = now + RECONCILE_DELAY_SECONDS
-        elif isinstance(exc, RejectedError):
-            if len(jobs) > 1:
-                # A whole-batch refusal names no culprit: send these one by one.
-                self.store.r.hset(self.store.keys.lane_state(claim.cuit), "solo", len(jobs))
-                for job in jobs:
-                    self._requeue(claim, job, "batch refused as a whole; retrying one by one")
-            else:
-                for job in jobs:
-                    self._finish(claim, job, "rejected", {"errors": exc.messages or [exc.detail]})
-        else:
-            for job in jobs:
-                self._requeue(claim, job, exc.detail)
-            if isinstance(exc, TenantBlockedError):
-                until = exc.until.timestamp() if exc.until else None
-                self.store.pause(
-                    claim.cuit, f"{exc.detail}: {'; '.join(exc.messages)}"[:500], until
-                )
-            elif isinstance(exc, ServiceDownError) and not self._outage_is_global(claim, exc):
-                # One CUIT's word: its own lane waits out the window.
-                until = exc.until.timestamp() if exc.until else now + 60
-                self.store.pause(
-                    claim.cuit,
-                    f"{exc.detail} (not yet seen by {self.settings.outage_quorum} CUITs): "
-                    f"{'; '.join(exc.messages)}"[:500],
-                    until,
-                    kind="outage",
-                )
-            elif isinstance(exc, ServiceDownError):
-                # mantenimiento_hasta has minute precision, so a window may read as over
-                # while it is not: probes back off with the outage's strikes, for all lanes.
-                # The lane itself is released as due: the global window holds every lane
-                # back, and lifting it early (a good health check) frees them all at once.
-                self.store.set_down(
-                    exc.until.timestamp() if exc.until else now + 60,
-                    exc.detail,
-                    backoff_base_seconds=BACKOFF_BASE_SECONDS,
-                    backoff_cap_seconds=BACKOFF_CAP_SECONDS,
-                    jitter=random.uniform(0.5, 1.0),  # noqa: S311 (jitter, not security)
-                )
-            else:  # transient
-                failures += 1
-                not_before = now + backoff_seconds(failures)
-                if isinstance(exc, RateLimitedError):
-                    account_nb = now + (exc.retry_after_seconds or 1.0)
-        if release:
-            self._release(
-                claim, not_before=not_before, failures=failures, account_not_before=account_nb
-            )
-
-    def _outage_is_global(self, claim: Claim, exc: ServiceDownError) -> bool:
-        """Maintenance is everyone's; "AFIP is down" on one CUIT's call becomes everyone's
-        once enough CUITs have seen it within AFIP's outage window."""
-        if exc.scope == "global":
-            return True
-        seen = self.store.outage_sighting(claim.cuit, AFIP_DOWN_WINDOW.total_seconds())
-        return seen >= self.settings.outage_quorum
-
-    def _requeue(self, claim: Claim, job: Job, reason: str) -> None:
-        self.store.transition(
-            claim.cuit, claim.token, job.id, "queued", {"numero": "", "last_error": reason}
-        )
-
-    # --- reconciliation -----------------------------------------------------------------
-
     def _reconcile(self, claim: Claim, pdv: Pdv, head: Job) -> Handled:
         """An earlier attempt's outcome is unknown: ask a free query before sending anything."""
         if head.numero is None:
@@ -598,16 +432,18 @@ class Sender:
         # The unknown attempt may still be in flight (a worker died mid-call, a request
         # sat in a buffer): asking before it could have landed would resend too soon.
         # A call that was answered is not in flight.
-        if head.record.get("replied") != "1":
-            settle_at = float(head.record.get("sent_at") or 0) + self.settings.api_timeout_seconds
+        if head.record.get(JobField.REPLIED) != "1":
+            settle_at = (
+                float(head.record.get(JobField.SENT_AT) or 0) + self.settings.api_timeout_seconds
+            )
             if self.store.now() < settle_at:
                 self._release(claim, not_before=settle_at)
                 return Handled.SETTLING
         if not self._query_turn(claim, CONSULTA_AVANZADA, head):
             return Handled.RECONCILE_DEFERRED
-        reconciles = int(head.record.get("reconciles") or 0) + 1
+        reconciles = int(head.record.get(JobField.RECONCILES) or 0) + 1
         self.store.transition(
-            claim.cuit, claim.token, head.id, "unknown", {"reconciles": reconciles}
+            claim.cuit, claim.token, head.id, JobStatus.UNKNOWN, {JobField.RECONCILES: reconciles}
         )
         payload = head.payload(head.numero)
         try:
@@ -620,44 +456,47 @@ class Sender:
             self._on_failure(claim, [], exc)
             return Handled.RECONCILE_FAILED
         if found is not None and matches(found, payload):
-            self._issued(claim, head, head.numero, found, float(head.record.get("sent_at") or 0))
+            self._issued(
+                claim, head, head.numero, found, float(head.record.get(JobField.SENT_AT) or 0)
+            )
             self._release(claim, failures=0)
             return Handled.RECONCILED_ISSUED
-        if head.record.get("last_kind") == "unclassified":
+        if head.record.get(JobField.LAST_KIND) == "unclassified":
             # An error text nobody catalogued, and the invoice is not there: the API's
             # messages are the answer. Never sent again on a guess.
-            messages = json.loads(head.record.get("last_messages") or "[]")
-            self._finish(
-                claim, head, "rejected", {"errors": messages or [head.record.get("last_error")]}
-            )
+            messages = json.loads(head.record.get(JobField.LAST_MESSAGES) or "[]")
+            errors = messages or [head.record.get(JobField.LAST_ERROR)]
+            self._finish(claim, head, JobStatus.REJECTED, {JobField.ERRORS: errors})
             self._release(claim)
             return Handled.REJECTED_UNCLASSIFIED
         if found is not None:
             # The number belongs to another invoice: ours never landed. Renumber.
             return self._resync_and_send(claim, pdv, head, "number taken by another invoice")
         if (
-            head.record.get("missing") == str(head.numero)
-            and head.record.get("last_kind") == "sequence"
+            head.record.get(JobField.MISSING) == str(head.numero)
+            and head.record.get(JobField.LAST_KIND) == "sequence"
         ):
             # Not found, yet AFIP said 10016 for this number: our count is off, or the date is.
             return self._resync_and_send(claim, pdv, head, "10016 for a number not issued")
-        self.store.transition(claim.cuit, claim.token, head.id, "unknown", {"missing": head.numero})
+        self.store.transition(
+            claim.cuit, claim.token, head.id, JobStatus.UNKNOWN, {JobField.MISSING: head.numero}
+        )
         # Not issued: send the same payload with the same number again (AFIP dedups by number).
         return self._send(claim, pdv, [head], head.numero)
 
     def _resync_and_send(self, claim: Claim, pdv: Pdv, head: Job, why: str) -> Handled:
         """Learn the numbering afresh (one numeracion, bounded per lane), then send."""
-        self.store.forget_next_number(claim.cuit, pdv.punto_venta, head.tipo)
+        self.store.forget_next_number(claim.cuit, pdv.punto_venta, head.tipo, claim.token)
         fresh = self._learn_number(claim, pdv, head)
         if fresh is None:
             return Handled.RESYNC_FAILED
         if fresh == head.numero and why.startswith("10016"):
-            messages = json.loads(head.record.get("last_messages") or "[]")
+            messages = json.loads(head.record.get(JobField.LAST_MESSAGES) or "[]")
             reason = (
                 "AFIP refused the date: fecha is earlier than the last invoice issued on this "
                 "punto de venta and tipo (10016)"
             )
-            self._finish(claim, head, "rejected", {"errors": [*messages, reason]})
+            self._finish(claim, head, JobStatus.REJECTED, {JobField.ERRORS: [*messages, reason]})
             self._release(claim)
             return Handled.REJECTED_DATE_ORDER
         log.warning(
@@ -665,69 +504,3 @@ class Sender:
             extra={"cuit": claim.cuit, "job_id": head.id, "why": why, "numero": fresh},
         )
         return self._send(claim, pdv, [head], fresh)
-
-    # --- records ------------------------------------------------------------------------
-
-    def _log_attempt(self, claim: Claim, jobs: list[Job], exc: TusFacturasError) -> None:
-        if isinstance(exc, SequenceError):
-            kind = "sequence"
-        elif isinstance(exc, UnclassifiedError) and len(jobs) == 1:
-            # One invoice's unknown answer: reconciled, then rejected with it unless found.
-            # A whole batch's says nothing of each invoice: those not found are sent again.
-            kind = "unclassified"
-        else:
-            kind = str(exc.kind)
-        for job in jobs:
-            self.store.r.hset(
-                self.store.keys.job(job.id),
-                mapping={
-                    "last_kind": kind,
-                    "last_error": exc.detail,
-                    "last_messages": json.dumps(exc.messages),
-                },
-            )
-        log.warning(
-            "call failed",
-            extra={
-                "cuit": claim.cuit,
-                "jobs": [j.id for j in jobs],
-                "outcome": kind,
-                "detail": exc.detail,
-            },
-        )
-
-    def _finish(self, claim: Claim, job: Job, status: str, fields: dict[str, Any]) -> None:
-        """Record a final status; the same script queues its result and callback events."""
-        if self.store.transition(
-            claim.cuit, claim.token, job.id, status, fields, self.retention_seconds
-        ):
-            log.info(
-                "job finished",
-                extra={"cuit": claim.cuit, "job_id": job.id, "status": status, "batch": job.batch},
-            )
-
-    def _attention(self, claim: Claim, job: Job, reason: str) -> None:
-        """A job that needs a human: its lane paused, or its outcome still unknown."""
-        self.store.record_attention(job.id, reason)
-        log.warning(
-            "needs attention", extra={"cuit": claim.cuit, "job_id": job.id, "reason": reason}
-        )
-
-    def _release(
-        self,
-        claim: Claim,
-        *,
-        not_before: float | None = None,
-        failures: int | None = None,
-        account_not_before: float | None = None,
-    ) -> bool:
-        """Unlease the lane; False when the lease was no longer ours."""
-        result = self.store.release(
-            claim.cuit,
-            claim.token,
-            not_before=not_before if not_before is not None else self.store.now(),
-            gap_seconds=claim.gap,
-            failures=failures,
-            account_not_before=account_not_before,
-        )
-        return result is not None

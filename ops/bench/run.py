@@ -33,7 +33,7 @@ from ops.sandbox.server import SandboxProcess
 from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from producers.client import InvoiceQueue
 from worker.invoice.rules import argentina_today
-from worker.store.lanes import text
+from worker.store.scripts import text
 
 
 @dataclass(frozen=True)

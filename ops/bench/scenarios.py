@@ -32,7 +32,7 @@ from ops.bench.run import Bench, add_checks, scenario
 from ops.testkit.harness import unique_prefix
 from producers.client import InvoiceQueue
 from worker.invoice.rules import argentina_today
-from worker.store.lanes import text
+from worker.store.scripts import text
 
 SLOT_GAP_SECONDS = 1.0
 SLOT_LATENCY_MS = 20.0

@@ -10,7 +10,6 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -19,6 +18,7 @@ from starlette.types import Scope
 
 from producers.http.context import request_info
 from worker.errors import FieldError, format_loc
+from worker.store.errors import StoreError
 
 log = logging.getLogger("tfq.intake")
 
@@ -100,7 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(redis.RedisError, on_redis_error)
+    app.add_exception_handler(StoreError, on_redis_error)
 
 
 def _validation_problem(exc: RequestValidationError) -> Problem:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-import redis
 from fastapi import Body, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,10 +20,12 @@ from producers.http.schemas import (
     BatchIn,
     BatchReply,
     BatchStatus,
-    JobResult,
     problem_responses,
 )
 from worker.errors import FieldError, InvalidJob
+from worker.store import admin
+from worker.store.errors import StoreError
+from worker.store.jobs import JobResult
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
 REF_PATH = "invoice.comprobante.external_reference"
@@ -129,7 +130,7 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
                 slug="forbidden-cuit",
                 errors=refused,
             )
-        existing = {_text(c) for c in queue.redis.smembers(queue.keys.batch_cuits(body.batch))}
+        existing = set(queue.store.batch_cuits(body.batch))
         if not existing <= who.cuits:
             raise Problem(
                 403,
@@ -194,7 +195,7 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
         summary = queue.batch(name)
         if summary is None:
             raise Problem(404, f"no batch {name}", slug="no-such-batch")
-        cuits = {_text(c) for c in queue.redis.smembers(queue.keys.batch_cuits(name))}
+        cuits = set(queue.store.batch_cuits(name))
         if not cuits <= who.cuits:
             raise Problem(
                 403,
@@ -212,8 +213,8 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
     )
     def healthz() -> Response:
         try:
-            queue.redis.ping()
-        except redis.RedisError as exc:
+            admin.ping(queue.store)
+        except StoreError as exc:
             raise Problem(
                 503,
                 f"Redis does not answer PING ({type(exc).__name__})",
@@ -251,7 +252,3 @@ def _apply_idempotency_key(envelope: dict[str, Any], key: str) -> None:
             slug="idempotency-key-mismatch",
             errors=[FieldError(REF_PATH, "does not match the Idempotency-Key header")],
         )
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -32,45 +32,6 @@ class ProblemDetails(BaseModel):
     errors: list[FieldProblem] | None = Field(None, description="every refusal, by path")
 
 
-class JobResult(BaseModel):
-    """A job's result (the same as the Python API's `status`)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    job_id: str
-    cuit: str
-    external_reference: str
-    batch: str | None = None
-    status: str = Field(description="queued, sending, unknown, issued, rejected or paused")
-    duplicate: bool | None = Field(
-        None, description="POST only: true when the key already had this job (200)"
-    )
-    cae: str | None = None
-    cae_vencimiento: str | None = None
-    tipo: str | None = None
-    punto_venta: int | None = None
-    numero: int | None = None
-    pdf_url: str | None = Field(None, description="valid only on the day it was returned")
-    ticket_url: str | None = None
-    afip_qr: str | None = None
-    vencimiento_pago: str | None = None
-    requiere_fec: bool | None = None
-    micrositios: dict[str, str] = Field(
-        default_factory=dict, description="the permanent micrositio links, when enabled"
-    )
-    unchecked_fields: list[str] = Field(
-        default_factory=list,
-        description="invoice fields tfq passed to the API unchanged, without checking them",
-    )
-    errors: list[dict[str, Any]] = Field(default_factory=list)
-    attempts: int = 0
-    test_mode: bool = False
-    created_at: str | None = None
-    updated_at: str | None = None
-    finished_at: str | None = None
-    previous_job_id: str | None = None
-
-
 class BatchIn(BaseModel):
     """Many envelopes under one batch name."""
 

@@ -17,7 +17,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from worker.archive.repository import Archive, row_from_record
 from worker.store.jobs import FINAL
-from worker.store.lanes import LaneStore, text
+from worker.store.keys import JobField
+from worker.store.lanes import LaneStore
+from worker.store.scripts import text
 
 log = logging.getLogger("tfq.archive")
 
@@ -67,7 +69,7 @@ def archive_due(
             # Expired before it was archived: only an archiver stopped for the whole
             # retention period gets here. Say so loudly; there is nothing left to write.
             log.error("job %s left Redis before it was archived", c.job_id)
-        elif rec.get("status") in FINAL:
+        elif rec.get(JobField.STATUS) in FINAL:
             rows.append(row_from_record(rec))
     try:
         written = archive.upsert(rows)

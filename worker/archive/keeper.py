@@ -30,7 +30,10 @@ from worker.archive.pdfs import (
 )
 from worker.errors import TfqError
 from worker.settings import Settings
-from worker.store.lanes import LaneStore, text
+from worker.store.jobs import JobStatus
+from worker.store.keys import JobField
+from worker.store.lanes import LaneStore
+from worker.store.scripts import text
 from worker.tenants import Tenants
 from worker.tusfacturas.client import REGENERAR_PDF, TusFacturasClient
 from worker.tusfacturas.errors import TusFacturasError
@@ -42,6 +45,13 @@ log = logging.getLogger("tfq.pdfs")
 RETRY_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 # The longest the keeper waits for the account's pacing before it lets the job go back.
 MAX_PACING_WAIT_SECONDS = 5.0
+
+
+# Where each kind of PDF is recorded in the job hash: path, sha256, size.
+PDF_FIELDS = {
+    PdfKind.A4: (JobField.PDF_PATH, JobField.PDF_SHA256, JobField.PDF_SIZE),
+    PdfKind.TICKET: (JobField.TICKET_PATH, JobField.TICKET_SHA256, JobField.TICKET_SIZE),
+}
 
 
 class PdfOutcome(StrEnum):
@@ -82,14 +92,18 @@ class PdfKeeper:
 
     def keep(self, job_id: str) -> PdfOutcome:
         rec = self.store.job(job_id)
-        if rec is None or rec.get("status") != "issued" or rec.get("pdf_sha256"):
+        if (
+            rec is None
+            or rec.get(JobField.STATUS) != JobStatus.ISSUED
+            or rec.get(JobField.PDF_SHA256)
+        ):
             self._settle(job_id)
             return PdfOutcome.NOTHING
-        if not rec.get("pdf_url"):
+        if not rec.get(JobField.PDF_URL):
             self._settle(job_id)  # nothing was linked (the API gave no PDF)
             return PdfOutcome.NOTHING
-        regenerations = int(rec.get("pdf_regenerations") or 0)
-        links = _Links(rec["pdf_url"], rec.get("ticket_url") or None)
+        regenerations = int(rec.get(JobField.PDF_REGENERATIONS) or 0)
+        links = _Links(rec[JobField.PDF_URL], rec.get(JobField.TICKET_URL) or None)
         try:
             try:
                 files = self._download(links)
@@ -102,7 +116,7 @@ class PdfKeeper:
             fields = self._store(rec, files)
         except (PdfLinkExpired, PdfUnavailable, TusFacturasError, OSError, TfqError) as exc:
             return self._retry(job_id, rec, exc, regenerations)
-        fields["pdf_regenerations"] = regenerations
+        fields[JobField.PDF_REGENERATIONS] = regenerations
         self._settle(job_id, fields)
         return PdfOutcome.KEPT
 
@@ -114,10 +128,10 @@ class PdfKeeper:
         return files
 
     def _regenerate(self, rec: dict[str, Any]) -> _Links:
-        pdv = self.tenants.pdv(rec["cuit"], int(rec["pv"]))
+        pdv = self.tenants.pdv(rec[JobField.CUIT], int(rec[JobField.PUNTO_VENTA]))
         self._account_turn()
-        fresh = self.client.regenerar_pdf(pdv, rec["tipo"], int(rec["numero"]))
-        log.info("pdf link regenerated", extra={"job_id": rec["id"]})
+        fresh = self.client.regenerar_pdf(pdv, rec[JobField.TIPO], int(rec[JobField.NUMERO]))
+        log.info("pdf link regenerated", extra={"job_id": rec[JobField.ID]})
         return _Links(fresh.pdf_url, fresh.ticket_url)
 
     def _account_turn(self) -> None:
@@ -141,14 +155,12 @@ class PdfKeeper:
 
     def _store(self, rec: dict[str, Any], files: dict[PdfKind, bytes]) -> dict[str, Any]:
         fields: dict[str, Any] = {}
+        cuit, tipo = rec[JobField.CUIT], rec[JobField.TIPO]
+        pv, numero = int(rec[JobField.PUNTO_VENTA]), int(rec[JobField.NUMERO])
         for kind, data in files.items():
-            path = pdf_path(rec["cuit"], int(rec["pv"]), rec["tipo"], int(rec["numero"]), kind)
-            stored = self.pdfs.put(path, data)
-            fields |= {
-                f"{kind}_path": stored.path,
-                f"{kind}_sha256": stored.sha256,
-                f"{kind}_size": stored.size,
-            }
+            stored = self.pdfs.put(pdf_path(cuit, pv, tipo, numero, kind), data)
+            path_field, sha_field, size_field = PDF_FIELDS[kind]
+            fields |= {path_field: stored.path, sha_field: stored.sha256, size_field: stored.size}
         return fields
 
     def _settle(self, job_id: str, fields: dict[str, Any] | None = None) -> None:
@@ -158,7 +170,7 @@ class PdfKeeper:
     def _retry(
         self, job_id: str, rec: dict[str, Any], exc: Exception, regenerations: int
     ) -> PdfOutcome:
-        attempts = int(rec.get("pdf_attempts") or 0)
+        attempts = int(rec.get(JobField.PDF_ATTEMPTS) or 0)
         delay = RETRY_SECONDS[min(attempts, len(RETRY_SECONDS) - 1)]
         error = str(exc) if isinstance(exc, TfqError) else type(exc).__name__
         made = int(

@@ -14,7 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from worker.archive.schema import ArchivedJob
-from worker.store.jobs import public_result, unpack_envelope
+from worker.store.jobs import JobResult, unpack_envelope
+from worker.store.keys import JobField
 
 # Columns an upsert replaces: all but the key. `archived_at` says when the row last changed.
 _UPDATED = [c.name for c in ArchivedJob.__table__.columns if c.name != "job_id"]
@@ -53,8 +54,8 @@ def row_from_record(rec: dict[str, Any], *, now: datetime | None = None) -> dict
     The request is the invoice body as sent: the stored envelope (which never holds
     credentials) with the number it was issued as.
     """
-    result = public_result(rec)
-    env = unpack_envelope(rec["env"])
+    result = JobResult.from_record(rec).model_dump(mode="json")
+    env = unpack_envelope(rec[JobField.ENVELOPE])
     request: dict[str, Any] = env["invoice"]
     comprobante = request.get("comprobante", {})
     if result["numero"] is not None:
@@ -82,13 +83,13 @@ def row_from_record(rec: dict[str, Any], *, now: datetime | None = None) -> dict
         "updated_at": _when(result["updated_at"]),
         "finished_at": _when(result["finished_at"]),
         "archived_at": now or datetime.now(UTC),
-        "revision": round(float(rec.get("updated") or 0) * 1_000_000),
-        "pdf_path": rec.get("pdf_path") or None,
-        "pdf_sha256": rec.get("pdf_sha256") or None,
-        "pdf_size": _int_or_none(rec.get("pdf_size")),
-        "ticket_path": rec.get("ticket_path") or None,
-        "ticket_sha256": rec.get("ticket_sha256") or None,
-        "ticket_size": _int_or_none(rec.get("ticket_size")),
+        "revision": round(float(rec.get(JobField.UPDATED) or 0) * 1_000_000),
+        "pdf_path": rec.get(JobField.PDF_PATH) or None,
+        "pdf_sha256": rec.get(JobField.PDF_SHA256) or None,
+        "pdf_size": _int_or_none(rec.get(JobField.PDF_SIZE)),
+        "ticket_path": rec.get(JobField.TICKET_PATH) or None,
+        "ticket_sha256": rec.get(JobField.TICKET_SHA256) or None,
+        "ticket_size": _int_or_none(rec.get(JobField.TICKET_SIZE)),
     }
 
 

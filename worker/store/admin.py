@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from worker.store.lanes import LaneStore, text
+from worker.store.lanes import LaneStore
+from worker.store.scripts import text
 
 DELETE_CHUNK = 500  # keys per DEL
 

@@ -17,7 +17,8 @@ from enum import StrEnum
 from typing import Any
 
 from worker.store.keys import Keys
-from worker.store.lanes import LaneStore, text
+from worker.store.lanes import LaneStore
+from worker.store.scripts import text
 
 log = logging.getLogger("tfq.callbacks")
 

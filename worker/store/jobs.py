@@ -1,4 +1,6 @@
-"""Job records: how a job is stored in Redis and what its public result looks like.
+"""Job records: how a job is stored in Redis, its statuses, its public result
+(`JobResult`, the one shape the Python API, the HTTP API and callbacks give), and the
+store's job operations (`JobStore`).
 
 The envelope is stored once, compressed (zlib), under the field `env`; the rest are small
 fields the lane scripts read and write. Credentials are never part of it.
@@ -11,15 +13,41 @@ import json
 import secrets
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from worker.invoice.envelope import JobEnvelope
+import redis
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from redis.commands.core import Script
 
-STATUSES = ("queued", "sending", "unknown", "issued", "rejected", "paused")
-FINAL = frozenset({"issued", "rejected"})
+from worker.invoice.envelope import JobEnvelope
+from worker.store.keys import BatchField, JobField, Keys
+from worker.store.scripts import Enqueued, read_enqueue, register, text
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"  # a call for it may be in flight
+    UNKNOWN = "unknown"  # a call's outcome is unknown: reconciled before anything is sent
+    ISSUED = "issued"
+    REJECTED = "rejected"
+    # Not stored: how a queued job of a paused lane reads.
+    PAUSED = "paused"
+
+
+FINAL = frozenset({JobStatus.ISSUED, JobStatus.REJECTED})
+# The statuses a job record holds (batch and global counters keep one count each).
+RECORDED = (
+    JobStatus.QUEUED,
+    JobStatus.SENDING,
+    JobStatus.UNKNOWN,
+    JobStatus.ISSUED,
+    JobStatus.REJECTED,
+)
 
 
 def new_job_id() -> str:
@@ -71,7 +99,7 @@ class Job:
     external_reference: str
     punto_venta: int
     tipo: str
-    status: str
+    status: JobStatus
     batch: str
     numero: int | None
     attempts: int
@@ -80,21 +108,21 @@ class Job:
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Job:
         return cls(
-            id=rec["id"],
-            cuit=rec["cuit"],
-            external_reference=rec["ref"],
-            punto_venta=int(rec["pv"]),
-            tipo=rec["tipo"],
-            status=rec.get("status", ""),
-            batch=rec.get("batch", ""),
-            numero=_int(rec.get("numero")),
-            attempts=int(rec.get("attempts") or 0),
+            id=rec[JobField.ID],
+            cuit=rec[JobField.CUIT],
+            external_reference=rec[JobField.EXTERNAL_REFERENCE],
+            punto_venta=int(rec[JobField.PUNTO_VENTA]),
+            tipo=rec[JobField.TIPO],
+            status=JobStatus(rec[JobField.STATUS]),
+            batch=rec.get(JobField.BATCH, ""),
+            numero=_int(rec.get(JobField.NUMERO)),
+            attempts=int(rec.get(JobField.ATTEMPTS) or 0),
             record=rec,
         )
 
     @property
     def envelope(self) -> dict[str, Any]:
-        return unpack_envelope(self.record["env"])
+        return unpack_envelope(self.record[JobField.ENVELOPE])
 
     @cached_property
     def requested_numero(self) -> int:
@@ -109,43 +137,258 @@ class Job:
         return body
 
 
-def public_result(rec: dict[str, Any]) -> dict[str, Any]:
-    """The job's result, as producers, the CLI and callbacks see it."""
-    env = unpack_envelope(rec["env"]) if rec.get("env") else {}
-    attempts_log = json.loads(rec["log"]) if rec.get("log") else []
-    return {
-        "job_id": rec.get("id"),
-        "cuit": rec.get("cuit"),
-        "external_reference": rec.get("ref"),
-        "batch": rec.get("batch") or None,
-        "status": rec.get("status"),
-        "cae": rec.get("cae") or None,
-        "cae_vencimiento": rec.get("cae_vencimiento") or None,
-        "tipo": rec.get("tipo"),
-        "punto_venta": _int(rec.get("pv")),
-        "numero": _int(rec.get("numero")) if rec.get("status") == "issued" else None,
-        "pdf_url": rec.get("pdf_url") or None,
-        "ticket_url": rec.get("ticket_url") or None,
-        "afip_qr": rec.get("afip_qr") or None,
-        "vencimiento_pago": rec.get("vencimiento_pago") or None,
-        "requiere_fec": {"S": True, "N": False}.get(rec.get("requiere_fec") or ""),
-        # The permanent micrositio links, when the account has micrositios.
-        "micrositios": json.loads(rec["micrositios"]) if rec.get("micrositios") else {},
-        "observaciones": rec.get("observaciones") or None,
-        "errors": json.loads(rec["errors"]) if rec.get("errors") else [],
-        # The last failed call's class and the API's messages (an unknown job's story).
-        "last_error": rec.get("last_error") or None,
-        "last_messages": json.loads(rec["last_messages"]) if rec.get("last_messages") else [],
-        "attempts": int(rec.get("attempts") or 0),
-        "attempt_log": attempts_log,
-        "test_mode": rec.get("test_mode") == "1",
-        "created_at": _ts(rec.get("created")),
-        "updated_at": _ts(rec.get("updated")),
-        "finished_at": _ts(rec.get("finished")),
-        "previous_job_id": rec.get("prev") or None,
-        "next_job_id": rec.get("next") or None,
-        "callback_url": env.get("callback_url"),
-        "metadata": env.get("metadata") or {},
-        # Invoice fields tfq passed to the API without checking them.
-        "unchecked_fields": env.get("unchecked") or [],
-    }
+def _json_list(value: str | None) -> list[Any]:
+    return json.loads(value) if value else []
+
+
+class JobResult(BaseModel):
+    """A job's result, as producers, the CLI, the HTTP API and callbacks see it."""
+
+    # A record is whole but for a rare orphan (fields written after it expired): every
+    # field may be missing.
+    job_id: str | None = None
+    cuit: str | None = None
+    external_reference: str | None = None
+    batch: str | None = None
+    status: JobStatus | None = Field(
+        None, description="queued, sending, unknown, issued, rejected or paused"
+    )
+    cae: str | None = None
+    cae_vencimiento: str | None = None
+    tipo: str | None = None
+    punto_venta: int | None = None
+    numero: int | None = Field(None, description="set once issued")
+    pdf_url: str | None = Field(None, description="valid only on the day it was returned")
+    ticket_url: str | None = None
+    afip_qr: str | None = None
+    vencimiento_pago: str | None = None
+    requiere_fec: bool | None = None
+    micrositios: dict[str, str] = Field(
+        default_factory=dict, description="the permanent micrositio links, when enabled"
+    )
+    observaciones: str | None = None
+    errors: list[str] = Field(
+        default_factory=list, description="why the job was rejected: the API's messages or tfq's"
+    )
+    last_error: str | None = Field(None, description="the last failed call's class")
+    last_messages: list[str] = Field(
+        default_factory=list, description="the API's messages on the last failed call"
+    )
+    attempts: int = 0
+    attempt_log: list[Any] = Field(default_factory=list)
+    test_mode: bool = False
+    created_at: str | None = None
+    updated_at: str | None = None
+    finished_at: str | None = None
+    previous_job_id: str | None = None
+    next_job_id: str | None = None
+    callback_url: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    unchecked_fields: list[str] = Field(
+        default_factory=list,
+        description="invoice fields tfq passed to the API unchanged, without checking them",
+    )
+    # Present only when set: while the job's lane is paused (`paused_until` None: until
+    # someone resumes it), and on a POST's answer.
+    paused_reason: str | None = None
+    paused_until: str | None = None
+    duplicate: bool | None = Field(
+        None, description="POST only: true when the key already had this job (200)"
+    )
+
+    # Unannotated on purpose: an annotated return type would replace the model's JSON
+    # schema (the HTTP API's documentation) with that type's.
+    @model_serializer(mode="wrap")
+    def _only_set_extras(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        """The extras appear only when set (byte-compatible with the dicts of old)."""
+        data = handler(self)
+        for name in ("paused_reason", "paused_until", "duplicate"):
+            if name not in self.model_fields_set:
+                data.pop(name, None)
+        return data
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> JobResult:
+        env = unpack_envelope(rec[JobField.ENVELOPE]) if rec.get(JobField.ENVELOPE) else {}
+        status = rec.get(JobField.STATUS)
+        micrositios = rec.get(JobField.MICROSITIOS)
+        return cls(
+            job_id=rec.get(JobField.ID),
+            cuit=rec.get(JobField.CUIT),
+            external_reference=rec.get(JobField.EXTERNAL_REFERENCE),
+            batch=rec.get(JobField.BATCH) or None,
+            status=status,
+            cae=rec.get(JobField.CAE) or None,
+            cae_vencimiento=rec.get(JobField.CAE_VENCIMIENTO) or None,
+            tipo=rec.get(JobField.TIPO),
+            punto_venta=_int(rec.get(JobField.PUNTO_VENTA)),
+            numero=_int(rec.get(JobField.NUMERO)) if status == JobStatus.ISSUED else None,
+            pdf_url=rec.get(JobField.PDF_URL) or None,
+            ticket_url=rec.get(JobField.TICKET_URL) or None,
+            afip_qr=rec.get(JobField.AFIP_QR) or None,
+            vencimiento_pago=rec.get(JobField.VENCIMIENTO_PAGO) or None,
+            requiere_fec={"S": True, "N": False}.get(rec.get(JobField.REQUIERE_FEC) or ""),
+            micrositios=json.loads(micrositios) if micrositios else {},
+            observaciones=rec.get(JobField.OBSERVACIONES) or None,
+            errors=_json_list(rec.get(JobField.ERRORS)),
+            last_error=rec.get(JobField.LAST_ERROR) or None,
+            last_messages=_json_list(rec.get(JobField.LAST_MESSAGES)),
+            attempts=int(rec.get(JobField.ATTEMPTS) or 0),
+            attempt_log=_json_list(rec.get(JobField.ATTEMPT_LOG)),
+            test_mode=rec.get(JobField.TEST_MODE) == "1",
+            created_at=_ts(rec.get(JobField.CREATED)),
+            updated_at=_ts(rec.get(JobField.UPDATED)),
+            finished_at=_ts(rec.get(JobField.FINISHED)),
+            previous_job_id=rec.get(JobField.PREVIOUS) or None,
+            next_job_id=rec.get(JobField.NEXT) or None,
+            callback_url=env.get("callback_url"),
+            metadata=env.get("metadata") or {},
+            unchecked_fields=env.get("unchecked") or [],
+        )
+
+
+def _record(raw: Any) -> dict[str, Any] | None:
+    """A job hash with text fields decoded; `env` stays bytes (compressed)."""
+    if not raw:
+        return None
+    return {text(k): (v if k == JobField.ENVELOPE.encode() else text(v)) for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class NewJob:
+    id: str
+    cuit: str
+    external_reference: str
+    punto_venta: int
+    tipo: str
+    envelope: bytes  # zlib-compressed JSON (pack_envelope)
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """A batch's counters."""
+
+    name: str
+    total: int
+    counts: dict[str, int]  # jobs per recorded status
+    created: float  # epoch s
+    completed: float | None  # epoch s, once every job is final
+
+    def as_dict(self) -> dict[str, Any]:
+        """The shape callbacks and the CLI give (`batch.completed`'s data)."""
+        return {
+            "batch": self.name,
+            "total": self.total,
+            "counts": self.counts,
+            "created": self.created,
+            "completed": self.completed,
+        }
+
+
+class JobStore:
+    """Job records over one Redis connection pool: every write is one script of
+    `worker/store/lua/`, run under the lane's fencing token where one applies."""
+
+    def __init__(self, client: redis.Redis, keys: Keys):
+        self.r = client
+        self.keys = keys
+        self.p = keys.prefix
+        self._scripts: dict[str, Script] = register(client)
+
+    def run_script(self, name: str, *args: Any) -> Any:
+        """Run one of the scripts in worker/store/lua (the prefix is always its first argument)."""
+        return self._scripts[name](args=[self.p, *args])
+
+    def now(self) -> float:
+        """Redis' clock (epoch s): the one every script uses."""
+        seconds, micros = self.r.time()
+        return float(seconds) + float(micros) / 1_000_000
+
+    # --- writes (each one script) -------------------------------------------------------
+
+    def enqueue(self, jobs: list[NewJob], batch: str = "") -> list[Enqueued]:
+        """What happened to each job, in the order given."""
+        args: list[Any] = [batch]
+        for j in jobs:
+            args += [j.id, j.cuit, j.external_reference, j.punto_venta, j.tipo, j.envelope]
+        return read_enqueue(self.run_script("enqueue", *args))
+
+    def transition(
+        self,
+        cuit: str,
+        token: str,
+        job_id: str,
+        status: JobStatus,
+        fields: dict[str, Any] | None = None,
+        retention_seconds: int = 0,
+    ) -> int:
+        """Set a job's status and fields, only while `token` still holds the lane.
+
+        Returns 0 when the lease is gone, 2 when this completed the job's batch, else 1.
+        """
+        args: list[Any] = [cuit, token, job_id, status, retention_seconds]
+        for k, v in (fields or {}).items():
+            args += [k, v if isinstance(v, str | int | float) else json.dumps(v, default=str)]
+        return int(self.run_script("transition", *args))
+
+    def record_failed_call(
+        self,
+        cuit: str,
+        token: str,
+        job_ids: Iterable[str],
+        *,
+        kind: str,
+        error: str,
+        messages: list[str],
+    ) -> bool:
+        """A failed call's class and the API's messages on its jobs; False when stale."""
+        reply = self.run_script(
+            "failed_call", cuit, token, kind, error, json.dumps(messages), *job_ids
+        )
+        return int(reply) >= 0
+
+    def record_attention(self, job_id: str, reason: str) -> None:
+        """Queue an `invoice.attention` event for a job a human must look at."""
+        self.run_script("attention", job_id, reason)
+
+    # --- reads --------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """A job's record (fields by `JobField`), or None when there is none."""
+        return _record(self.r.hgetall(self.keys.job(job_id)))
+
+    def jobs(self, job_ids: list[str]) -> list[dict[str, Any] | None]:
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(self.keys.job(job_id))
+        return [_record(raw) for raw in pipe.execute()]
+
+    def placements(self, job_ids: list[str]) -> list[tuple[str, str] | None]:
+        """(punto de venta, tipo) of each job; None for a job that is gone."""
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(self.keys.job(job_id), JobField.PUNTO_VENTA, JobField.TIPO)
+        return [(text(pv), text(tipo)) if tipo else None for pv, tipo in pipe.execute()]
+
+    def job_id_for(self, cuit: str, external_reference: str) -> str | None:
+        found = self.r.hget(self.keys.idem(cuit), external_reference)
+        return text(found) if found else None
+
+    def batch_counts(self, name: str) -> BatchCounts | None:
+        """A batch's counters: total and jobs per status."""
+        raw = self.r.hgetall(self.keys.batch(name))
+        if not raw:
+            return None
+        counts = {text(k): text(v) for k, v in raw.items()}
+        completed = counts.get(BatchField.COMPLETED)
+        return BatchCounts(
+            name=name,
+            total=int(counts.get(BatchField.TOTAL, 0)),
+            counts={str(s): int(counts.get(s, 0)) for s in RECORDED},
+            created=float(counts.get(BatchField.CREATED, 0)),
+            completed=float(completed) if completed else None,
+        )
+
+    def batch_cuits(self, name: str) -> list[str]:
+        """The CUITs with jobs in a batch."""
+        return [text(c) for c in self.r.smembers(self.keys.batch_cuits(name))]

@@ -1,10 +1,15 @@
-"""Every Redis key tfq writes, in one place (arq's `constants.py` habit).
+"""Every Redis key tfq writes, and the fields of its hashes, in one place (arq's
+`constants.py` habit).
 
-The Lua scripts get the same names from `lua_prelude()`, generated from `TEMPLATES`, so
+The Lua scripts get the key names from `lua_prelude()`, generated from `TEMPLATES`, so
 no other code builds a key string. `{}` is the variable part (a job id, a CUIT, ...).
+Python code names hash fields by the enums below, never by bare strings; the Lua scripts
+in `worker/store/lua/` spell the same names.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 TEMPLATES: dict[str, str] = {
     # One hash per job: status, envelope, numbering, result, attempts.
@@ -167,6 +172,153 @@ class Keys:
     def pattern(self) -> str:
         """Matches every key tfq writes (for scans in tests and tools)."""
         return self.prefix + "*"
+
+
+class JobField(StrEnum):
+    """Fields of a job hash (`job:<id>`)."""
+
+    ID = "id"
+    CUIT = "cuit"
+    EXTERNAL_REFERENCE = "ref"
+    PUNTO_VENTA = "pv"
+    TIPO = "tipo"
+    BATCH = "batch"
+    ENVELOPE = "env"  # zlib-compressed JSON (worker.store.jobs.pack_envelope)
+    PREVIOUS = "prev"  # the rejected job this one replaces
+    NEXT = "next"  # the job that replaced this rejected one
+    STATUS = "status"
+    CREATED = "created"
+    UPDATED = "updated"
+    FINISHED = "finished"
+    # The intent record, written with the last check before a send.
+    NUMERO = "numero"
+    FINGERPRINT = "fingerprint"
+    SENT_AT = "sent_at"
+    FENCE = "fence"
+    ATTEMPTS = "attempts"  # paid invoicing calls made for the job
+    ATTEMPTS_BASE = "attempts_base"  # attempts when a resume granted a fresh bound
+    # The result of an issue.
+    CAE = "cae"
+    CAE_VENCIMIENTO = "cae_vencimiento"
+    PDF_URL = "pdf_url"
+    TICKET_URL = "ticket_url"
+    AFIP_QR = "afip_qr"
+    OBSERVACIONES = "observaciones"
+    VENCIMIENTO_PAGO = "vencimiento_pago"
+    REQUIERE_FEC = "requiere_fec"
+    MICROSITIOS = "micrositios"
+    TEST_MODE = "test_mode"
+    ERRORS = "errors"  # JSON list of strings: why the job was rejected
+    ISSUED_AT = "issued_at"
+    # The last failed call, and reconciliation of an unknown outcome.
+    LAST_KIND = "last_kind"
+    LAST_ERROR = "last_error"
+    LAST_MESSAGES = "last_messages"  # JSON list of the API's messages
+    REPLIED = "replied"
+    RECONCILES = "reconciles"
+    MISSING = "missing"  # the number a free query did not find
+    ATTENTION = "attention"  # why a human must look at the job
+    ATTEMPT_LOG = "log"
+    # The PDFs kept in the PDF store (worker.archive.keeper): where, sha256, size in bytes;
+    # and the keeper's tries, its last error, and its billed `regenerar_pdf` calls.
+    PDF_PATH = "pdf_path"
+    PDF_SHA256 = "pdf_sha256"
+    PDF_SIZE = "pdf_size"
+    TICKET_PATH = "ticket_path"
+    TICKET_SHA256 = "ticket_sha256"
+    TICKET_SIZE = "ticket_size"
+    PDF_ATTEMPTS = "pdf_attempts"
+    PDF_ERROR = "pdf_error"
+    PDF_REGENERATIONS = "pdf_regenerations"
+
+
+class LaneField(StrEnum):
+    """Fields of a lane's state hash (`lane:<cuit>:s`)."""
+
+    TOKEN = "token"  # noqa: S105 (the lease's fencing token, not a secret)
+    EXPIRES = "expires"
+    OWNER = "owner"
+    CLAIMED = "claimed"
+    WORKING = "working"  # the token a handler is working (a redelivery is refused)
+    PAUSED = "paused"  # the pause's reason
+    PAUSED_UNTIL = "paused_until"
+    PAUSED_AT = "paused_at"
+    PAUSED_KIND = "paused_kind"
+    SPENT_JOB = "spent_job"
+    NUMERACION_CALLS = "numeracion_calls"
+    NEXT_AT = "next_at"
+    GAP = "gap"
+    FAILURES = "failures"
+    LAST_SENT = "last_sent"
+    LAST_DONE = "last_done"
+    SOLO = "solo"  # head jobs still to send one by one after a whole-batch refusal
+
+    @staticmethod
+    def numeracion(punto_venta: int, tipo: str) -> str:
+        """numeracion's raw answer for a PDV + tipo, while it waits to be verified."""
+        return f"numeracion:{punto_venta}:{tipo}"
+
+
+class BatchField(StrEnum):
+    """Fields of a batch hash (`batch:<name>`), besides one count per job status."""
+
+    TOTAL = "total"
+    CREATED = "created"
+    UPDATED = "updated"
+    LAST_FINAL = "last_final"
+    COMPLETED = "completed"
+
+
+class DownField(StrEnum):
+    """Fields of the service-down window (`down`)."""
+
+    UNTIL = "until"
+    REASON = "reason"
+    STRIKES = "strikes"
+    SINCE = "since"
+
+
+class AccountField(StrEnum):
+    """Fields of the account's pacing hash (`account`)."""
+
+    NEXT = "next"  # the next free call slot
+
+
+class CallbackField(StrEnum):
+    """Fields of a callback delivery hash (`cb:<id>`)."""
+
+    ID = "id"
+    EVENT = "event"
+    CUIT = "cuit"
+    URL = "url"
+    BODY = "body"
+    ATTEMPTS = "attempts"
+    STATUS = "status"
+    CREATED = "created"
+    HTTP_STATUS = "http_status"
+    DELIVERED = "delivered"
+    LAST_ERROR = "last_error"
+    NEXT_AT = "next_at"
+
+
+class Stat(StrEnum):
+    """Counters of the `stats` hash, besides `jobs:<status>` (`Stat.jobs`) and
+    `calls:<endpoint>` (`Stat.calls`)."""
+
+    INVOICING_CALLS = "calls:invoicing"
+    LEASES_REAPED = "leases:reaped"
+    LANES_SPEND_PAUSED = "lanes:spend_paused"
+    CALLBACKS_CREATED = "callbacks:created"
+    CALLBACKS_DELIVERED = "callbacks:delivered"
+    CALLBACKS_DEAD = "callbacks:dead"
+
+    @staticmethod
+    def jobs(status: str) -> str:
+        return f"jobs:{status}"
+
+    @staticmethod
+    def calls(endpoint: str) -> str:
+        return f"calls:{endpoint}"
 
 
 def lua_prelude() -> str:

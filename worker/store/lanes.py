@@ -3,137 +3,87 @@
 A lane is a FIFO of job ids, a state hash (lease + fencing token, gap clock, pause) and an
 entry in one sorted set of ready lanes scored by the earliest time it may send again.
 Any number of dispatchers and workers can run these scripts at once and stay consistent.
+`LaneStore` is the store the rest of tfq holds: these lane operations on top of the job
+records of `JobStore`.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Literal
 
-import redis
-
-from worker.store.keys import Keys, lua_prelude
-
-SCRIPTS = (
-    "enqueue",
-    "claim",
-    "presend",
-    "transition",
-    "release",
-    "pause",
-    "resume",
-    "reap",
-    "renew",
-    "down",
-    "due_claim",
-    "begin",
-    "seq",
-    "callback_new",
-    "callback_settle",
-    "callback_attempt",
-    "callback_replay",
-    "query",
-    "sighting",
-    "lift_sightings",
-    "tally",
-    "schedule_claim",
-    "archive_done",
-    "account_turn",
-    "pdf_kept",
-    "pdf_retry",
+from worker.store.jobs import JobStore
+from worker.store.keys import DownField, LaneField
+from worker.store.scripts import (
+    Claims,
+    DownWindow,
+    Released,
+    Turn,
+    read_claim,
+    read_down,
+    read_presend,
+    read_query,
+    read_release,
+    text,
 )
 
 
-def _load(name: str) -> str:
-    lua = resources.files("worker.store") / "lua"
-    return lua_prelude() + (lua / "lib.lua").read_text() + (lua / f"{name}.lua").read_text()
+def _hash(raw: Any) -> dict[str, str]:
+    return {text(k): text(v) for k, v in raw.items()}
 
 
-def text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _record(raw: Any) -> dict[str, Any] | None:
-    """A job hash with text fields decoded; `env` stays bytes (compressed)."""
-    if not raw:
-        return None
-    return {text(k): (v if k == b"env" else text(v)) for k, v in raw.items()}
+def _float(value: str | None) -> float | None:
+    return float(value) if value else None
 
 
 @dataclass(frozen=True)
-class Claims:
-    leases: list[tuple[str, str]]  # (cuit, fencing token)
-    next_ready: float | None  # earliest ready score (epoch s) after this claim
-    down_until: float | None  # the service is down until then: nothing was claimed
-    now: float  # Redis' clock when claiming
+class Lane:
+    """What a lane's state hash says, typed (a missing field reads as None or 0)."""
+
+    token: str | None  # the lease's fencing token, while leased
+    paused: str | None  # the pause's reason
+    paused_until: float | None  # epoch s; None while paused: until someone resumes it
+    next_at: float | None  # the lane's next slot (epoch s)
+    gap: float | None  # the gap the last release used (seconds)
+    failures: int
+
+    @classmethod
+    def from_hash(cls, state: dict[str, str]) -> Lane:
+        return cls(
+            token=state.get(LaneField.TOKEN) or None,
+            paused=state.get(LaneField.PAUSED) or None,
+            paused_until=_float(state.get(LaneField.PAUSED_UNTIL)),
+            next_at=_float(state.get(LaneField.NEXT_AT)),
+            gap=_float(state.get(LaneField.GAP)),
+            failures=int(state.get(LaneField.FAILURES) or 0),
+        )
 
 
 @dataclass(frozen=True)
-class Presend:
-    verdict: str  # go, wait, early, down, spent, stale
-    value: float | None = None  # go: send time; wait: seconds; early/down: epoch s
-    why: str = ""  # wait/early: "gap" (this CUIT's) or "account" (pacing of all calls)
-    spent_index: int = 0  # spent: the batch's first job that has had its bound of sends
-    spent_sends: int = 0  # spent: how many paid calls that job has had
+class QueueGauges:
+    """The queue's state at one instant, for the metrics."""
 
-    @property
-    def go(self) -> bool:
-        return self.verdict == "go"
-
-
-@dataclass(frozen=True)
-class NewJob:
-    id: str
-    cuit: str
-    external_reference: str
-    punto_venta: int
-    tipo: str
-    envelope: bytes  # zlib-compressed JSON (worker.store.jobs.pack_envelope)
+    stats: dict[str, int]  # the `stats` counters (`Stat`)
+    oldest_pending: float | None  # creation time (epoch s) of the oldest unfinished job
+    paused_lanes: int
+    ready_lanes: int
+    leased_lanes: int
+    callbacks_due: int
+    callbacks_dead: int
+    down_until: float | None
+    now: float  # Redis' clock
 
 
-class LaneStore:
+class LaneStore(JobStore):
     """The lane scripts and the reads around them, over one Redis connection pool."""
 
-    def __init__(self, client: redis.Redis, keys: Keys):
-        self.r = client
-        self.keys = keys
-        self.p = keys.prefix
-        self._scripts = {name: client.register_script(_load(name)) for name in SCRIPTS}
-
-    def run_script(self, name: str, *args: Any) -> Any:
-        """Run one of the scripts in worker/store/lua (the prefix is always its first argument)."""
-        return self._scripts[name](args=[self.p, *args])
-
-    def now(self) -> float:
-        seconds, micros = self.r.time()
-        return float(seconds) + float(micros) / 1_000_000
-
     # --- writes (each one script) -------------------------------------------------------
-
-    def enqueue(self, jobs: list[NewJob], batch: str = "") -> list[tuple[str, str, str]]:
-        """[(outcome 'created'|'duplicate', job id, previous id)] in the order given."""
-        args: list[Any] = [batch]
-        for j in jobs:
-            args += [j.id, j.cuit, j.external_reference, j.punto_venta, j.tipo, j.envelope]
-        flat = [text(x) for x in self.run_script("enqueue", *args)]
-        return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
 
     def claim(
         self, max_claims: int, lease_seconds: float, lookahead_seconds: float, owner: str
     ) -> Claims:
-        flat = [
-            text(x)
-            for x in self.run_script("claim", max_claims, lease_seconds, lookahead_seconds, owner)
-        ]
-        leases = [(flat[i], flat[i + 1]) for i in range(3, len(flat), 2)]
-        return Claims(
-            leases=leases,
-            next_ready=float(flat[0]) if flat[0] else None,
-            down_until=float(flat[1]) if flat[1] else None,
-            now=float(flat[2]),
+        return read_claim(
+            self.run_script("claim", max_claims, lease_seconds, lookahead_seconds, owner)
         )
 
     def presend(
@@ -146,7 +96,7 @@ class LaneStore:
         max_wait_seconds: float,
         max_sends: int = 0,
         jobs: list[tuple[str, int, str]],
-    ) -> Presend:
+    ) -> Turn:
         """Atomic last check (lease, service, spend bound, gap, account pacing) and intent
         record."""
         args: list[Any] = [
@@ -154,12 +104,7 @@ class LaneStore:
         ]  # fmt: skip
         for job_id, numero, fingerprint in jobs:
             args += [job_id, numero, fingerprint]
-        res = [text(x) for x in self.run_script("presend", *args)]
-        if res[0] == "spent":
-            return Presend("spent", spent_index=int(res[1]), spent_sends=int(res[2]))
-        return Presend(
-            res[0], float(res[1]) if len(res) > 1 else None, res[2] if len(res) > 2 else ""
-        )
+        return read_presend(self.run_script("presend", *args))
 
     def query_turn(
         self,
@@ -171,25 +116,13 @@ class LaneStore:
         max_wait_seconds: float,
         counter: str = "",
         bound: int = 0,
-    ) -> Presend:
+    ) -> Turn:
         """A query's turn under account pacing (and its count, for a paid query):
         go, wait (seconds), early (epoch s), spent (count in `spent_sends`) or stale."""
-        res = [
-            text(x)
-            for x in self.run_script(
-                "query",
-                cuit,
-                token,
-                min_interval_seconds,
-                max_wait_seconds,
-                endpoint,
-                counter,
-                bound,
-            )
-        ]
-        if res[0] == "spent":
-            return Presend("spent", spent_sends=int(res[1]))
-        return Presend(res[0], float(res[1]) if len(res) > 1 else None)
+        reply = self.run_script(
+            "query", cuit, token, min_interval_seconds, max_wait_seconds, endpoint, counter, bound
+        )
+        return read_query(reply)
 
     def refund_call(self, cuit: str, token: str, counter: str) -> int:
         """Take one call back from a lane's count (a maintenance refusal was not billed)."""
@@ -198,24 +131,6 @@ class LaneStore:
     def outage_sighting(self, cuit: str, window_seconds: float) -> int:
         """Record that `cuit` saw an outage; how many CUITs saw one within the window."""
         return int(self.run_script("sighting", cuit, window_seconds))
-
-    def transition(
-        self,
-        cuit: str,
-        token: str,
-        job_id: str,
-        status: str,
-        fields: dict[str, Any] | None = None,
-        retention_seconds: int = 0,
-    ) -> int:
-        """Set a job's status and fields, only while `token` still holds the lane.
-
-        Returns 0 when the lease is gone, 2 when this completed the job's batch, else 1.
-        """
-        args: list[Any] = [cuit, token, job_id, status, retention_seconds]
-        for k, v in (fields or {}).items():
-            args += [k, v if isinstance(v, str | int | float) else json.dumps(v, default=str)]
-        return int(self.run_script("transition", *args))
 
     def release(
         self,
@@ -226,35 +141,31 @@ class LaneStore:
         gap_seconds: float,
         failures: int | None = None,
         account_not_before: float | None = None,
-    ) -> tuple[int, float] | None:
+    ) -> Released | None:
         """Unlease; the next slot is max(not_before, last send + gap). None when stale."""
-        res = [
-            text(x)
-            for x in self.run_script(
-                "release",
-                cuit,
-                token,
-                not_before,
-                gap_seconds,
-                "" if failures is None else failures,
-                "" if account_not_before is None else account_not_before,
-            )
-        ]
-        if res[0] == "stale":
-            return None
-        return int(res[0]), float(res[1])
+        reply = self.run_script(
+            "release",
+            cuit,
+            token,
+            not_before,
+            gap_seconds,
+            "" if failures is None else failures,
+            "" if account_not_before is None else account_not_before,
+        )
+        return read_release(reply)
 
     def begin(self, cuit: str, token: str) -> bool:
         """Mark `token` as being worked; False when another handler already is (a duplicate
         delivery of the same claim) or the lease is no longer this token's."""
         return bool(self.run_script("begin", cuit, token))
 
-    def record_attention(self, job_id: str, reason: str) -> None:
-        """Queue an `invoice.attention` event for a job a human must look at."""
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.keys.job(job_id), "attention", reason)
-        pipe.zadd(self.keys.outbox, {f"invoice.attention|{job_id}|{int(time.time())}": time.time()})
-        pipe.execute()
+    def take_solo(self, cuit: str, token: str) -> bool:
+        """Whether the next send goes alone (after a whole-batch refusal), counting it off."""
+        return bool(self.run_script("solo", cuit, token, "take", 0))
+
+    def set_solo(self, cuit: str, token: str, count: int) -> bool:
+        """The next `count` sends of the lane go one job each; False when stale."""
+        return bool(self.run_script("solo", cuit, token, "set", count))
 
     def pause(
         self,
@@ -297,60 +208,19 @@ class LaneStore:
         backoff_base_seconds: float = 1.0,
         backoff_cap_seconds: float = 300.0,
         jitter: float = 1.0,
-    ) -> tuple[int, float]:
+    ) -> DownWindow:
         """Every lane waits until `until` (or a backoff by this outage's probing rounds,
-        if later); returns (strikes, window end)."""
-        strikes, window = self.run_script(
-            "down", until, reason, backoff_base_seconds, backoff_cap_seconds, jitter
+        if later)."""
+        return read_down(
+            self.run_script(
+                "down", until, reason, backoff_base_seconds, backoff_cap_seconds, jitter
+            )
         )
-        return int(strikes), float(window)
 
     def clear_down(self) -> None:
         self.run_script("down", 0, "", 0, 0, 0)
 
-    # --- reads --------------------------------------------------------------------------
-
-    def job(self, job_id: str) -> dict[str, Any] | None:
-        return _record(self.r.hgetall(self.keys.job(job_id)))
-
-    def jobs(self, job_ids: list[str]) -> list[dict[str, Any] | None]:
-        pipe = self.r.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hgetall(self.keys.job(job_id))
-        return [_record(raw) for raw in pipe.execute()]
-
-    def head(self, cuit: str, count: int) -> list[str]:
-        return [text(x) for x in self.r.lrange(self.keys.lane(cuit), 0, count - 1)]
-
-    def lane_state(self, cuit: str) -> dict[str, str]:
-        return {text(k): text(v) for k, v in self.r.hgetall(self.keys.lane_state(cuit)).items()}
-
-    def depth(self, cuit: str) -> int:
-        return int(self.r.llen(self.keys.lane(cuit)))
-
-    def down(self) -> dict[str, str]:
-        return {text(k): text(v) for k, v in self.r.hgetall(self.keys.down).items()}
-
-    def batch_counts(self, name: str) -> dict[str, Any] | None:
-        """A batch's counters: total and jobs per status."""
-        raw = self.r.hgetall(self.keys.batch(name))
-        if not raw:
-            return None
-        counts = {text(k): text(v) for k, v in raw.items()}
-        by_status = {
-            s: int(counts.get(s, 0)) for s in ("queued", "sending", "unknown", "issued", "rejected")
-        }
-        return {
-            "batch": name,
-            "total": int(counts.get("total", 0)),
-            "counts": by_status,
-            "created": float(counts.get("created", 0)),
-            "completed": float(counts["completed"]) if counts.get("completed") else None,
-        }
-
-    def job_id_for(self, cuit: str, external_reference: str) -> str | None:
-        found = self.r.hget(self.keys.idem(cuit), external_reference)
-        return text(found) if found else None
+    # --- numbering (seq.lua) --------------------------------------------------------------
 
     def next_number(self, cuit: str, punto_venta: int, tipo: str) -> int | None:
         value = self.r.get(self.keys.seq(cuit, punto_venta, tipo))
@@ -372,8 +242,57 @@ class LaneStore:
 
     def asked_number(self, cuit: str, punto_venta: int, tipo: str) -> int | None:
         """numeracion's raw answer, while it waits to be verified."""
-        value = self.r.hget(self.keys.lane_state(cuit), f"numeracion:{punto_venta}:{tipo}")
+        value = self.r.hget(self.keys.lane_state(cuit), LaneField.numeracion(punto_venta, tipo))
         return int(value) if value else None
 
-    def forget_next_number(self, cuit: str, punto_venta: int, tipo: str) -> None:
-        self.r.delete(self.keys.seq(cuit, punto_venta, tipo))
+    def forget_next_number(self, cuit: str, punto_venta: int, tipo: str, token: str) -> bool:
+        """The next send learns the number afresh; False when the lease is gone."""
+        return bool(self.run_script("seq", cuit, token, f"{punto_venta}:{tipo}", 0, "forget"))
+
+    # --- reads --------------------------------------------------------------------------
+
+    def head(self, cuit: str, count: int) -> list[str]:
+        return [text(x) for x in self.r.lrange(self.keys.lane(cuit), 0, count - 1)]
+
+    def lane(self, cuit: str) -> Lane:
+        return Lane.from_hash(self.lane_state(cuit))
+
+    def lane_state(self, cuit: str) -> dict[str, str]:
+        """The lane's state hash as it is (fields by `LaneField`), for operators' views."""
+        return _hash(self.r.hgetall(self.keys.lane_state(cuit)))
+
+    def depth(self, cuit: str) -> int:
+        return int(self.r.llen(self.keys.lane(cuit)))
+
+    def down(self) -> dict[str, str]:
+        """The service-down window (fields by `DownField`); empty when the service is up."""
+        return _hash(self.r.hgetall(self.keys.down))
+
+    def wait_for_wake(self, timeout_seconds: int) -> bool:
+        """Block until work arrives for an idle lane, or a lane becomes the earliest."""
+        return bool(self.r.blpop([self.keys.wake], timeout=timeout_seconds))
+
+    def gauges(self) -> QueueGauges:
+        k = self.keys
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(k.stats)
+        pipe.zrange(k.pending, 0, 0, withscores=True)
+        pipe.zcard(k.paused)
+        pipe.zcard(k.ready)
+        pipe.zcard(k.leased)
+        pipe.zcard(k.callbacks_due)
+        pipe.hget(k.down, DownField.UNTIL)
+        pipe.zcard(k.callbacks_dead)
+        pipe.time()
+        stats, oldest, paused, ready, leased, cb_due, down_until, cb_dead, now = pipe.execute()
+        return QueueGauges(
+            stats={name: int(value) for name, value in _hash(stats).items()},
+            oldest_pending=float(oldest[0][1]) if oldest else None,
+            paused_lanes=int(paused),
+            ready_lanes=int(ready),
+            leased_lanes=int(leased),
+            callbacks_due=int(cb_due),
+            callbacks_dead=int(cb_dead),
+            down_until=float(text(down_until)) if down_until else None,
+            now=float(now[0]) + float(now[1]) / 1e6,
+        )

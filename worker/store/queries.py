@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from worker.store.jobs import public_result
-from worker.store.lanes import LaneStore, text
+from worker.store.jobs import JobResult
+from worker.store.lanes import LaneStore
+from worker.store.scripts import text
 
 PIPELINE_CHUNK = 1000  # lanes read per Redis round trip
 
@@ -175,7 +176,7 @@ def failed_doc(store: LaneStore, *, limit: int) -> FailedDoc:
     for (_, score), rec in zip(pairs, store.jobs(ids), strict=True):
         if rec is None:  # a finished record past its retention
             continue
-        result = public_result(rec)
+        result = JobResult.from_record(rec).model_dump(mode="json")
         unknown = result["status"] == "unknown"
         jobs.append(
             {

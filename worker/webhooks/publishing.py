@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from worker.store.callbacks import Callbacks
-from worker.store.jobs import public_result
+from worker.store.jobs import JobResult
 from worker.store.lanes import LaneStore
 from worker.store.outbox import EventKind, parse
 
@@ -45,11 +45,12 @@ def _publish_one(
     if rec is None:  # expired long ago: nothing left to report
         callbacks.event_done(entry)
         return
-    result = public_result(rec)
+    result = JobResult.from_record(rec).model_dump(mode="json")
     if event.kind == EventKind.BATCH_COMPLETED:
         batch = event.batch or ""
+        counts = store.batch_counts(batch)
         data: dict[str, Any] = {
-            **(store.batch_counts(batch) or {"batch": batch}),
+            **(counts.as_dict() if counts else {"batch": batch}),
             "cuit": result["cuit"],
         }
     else:
