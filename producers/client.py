@@ -27,7 +27,15 @@ from worker.errors import FieldError, InvalidJob, unencodable_path
 from worker.invoice.envelope import JobEnvelope, validate_envelope
 from worker.invoice.tables import TIPOS
 from worker.settings import Settings, get_settings
-from worker.store.jobs import FINAL, JobResult, JobStatus, NewJob, new_job_id, pack_envelope
+from worker.store.jobs import (
+    FINAL,
+    JobResult,
+    JobStatus,
+    NewJob,
+    check_batch_name,
+    new_job_id,
+    pack_envelope,
+)
 from worker.store.keys import JobField, Keys
 from worker.store.lanes import LaneStore
 
@@ -95,7 +103,9 @@ class InvoiceQueue:
         )
 
     def submit(self, envelope: dict[str, Any] | JobEnvelope, *, batch: str = "") -> Submitted:
-        """Queue one job; raises `InvalidJob` (with field paths) when it is refused."""
+        """Queue one job; raises `InvalidJob` (with field paths) when it is refused, and
+        `InvalidBatchName` for a batch name outside `BATCH_NAME_RULE`."""
+        check_batch_name(batch)
         env = self.validate(envelope)
         (enqueued,) = self.store.enqueue([self._new_job(env)], batch)
         return Submitted(enqueued.job_id, enqueued.duplicate, enqueued.previous_job_id or None)
@@ -106,8 +116,10 @@ class InvoiceQueue:
         """Validate and queue many jobs, a few hundred per Redis round trip.
 
         A refused envelope never stops the others; duplicates (also within the input)
-        return the existing job.
+        return the existing job. A batch name outside `BATCH_NAME_RULE` refuses them all
+        (`InvalidBatchName`) before any is read.
         """
+        check_batch_name(batch)
         report = BatchReport()
         pending: list[tuple[int, NewJob]] = []
         # One chunk goes to Redis in the background while the next is validated; chunks

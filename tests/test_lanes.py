@@ -11,7 +11,7 @@ import redis
 
 from ops.testkit.harness import unique_prefix
 from worker.dispatcher import Dispatcher
-from worker.store.jobs import JobResult, NewJob
+from worker.store.jobs import InvalidBatchName, JobResult, NewJob, check_batch_name
 from worker.store.keys import Keys
 from worker.store.lanes import LaneStore
 from worker.store.scripts import Enqueued, Released
@@ -46,6 +46,21 @@ def test_enqueue_is_idempotent_per_key(store: LaneStore) -> None:
     assert not store.enqueue([job(4, cuit=CUIT_B, ref="REF-1")])[0].duplicate
     assert store.depth(CUIT_A) == 2
     assert store.r.hget(store.keys.batch("b1"), "total") == b"2"
+
+
+@pytest.mark.parametrize(
+    "name", ["a|b", "nightly/2026", "-lead", "x" * 201, "sp ace", "ñandú", "new\nline"]
+)
+def test_one_batch_name_rule_at_the_store_door(store: LaneStore, name: str) -> None:
+    with pytest.raises(InvalidBatchName, match="batch: 1 to 200 letters"):
+        store.enqueue([job(1)], batch=name)
+    assert store.depth(CUIT_A) == 0  # nothing was queued
+
+
+def test_batch_names_that_pass(store: LaneStore) -> None:
+    for i, name in enumerate(["nightly-2026-11-23", "a", "shop@host:run.1_b", "9" * 200]):
+        assert store.enqueue([job(i, ref=f"N{i}")], batch=name)[0].outcome == "created"
+    assert check_batch_name("") == ""  # no batch
 
 
 def test_resubmission_after_rejection_links_the_jobs(store: LaneStore) -> None:

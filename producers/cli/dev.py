@@ -113,6 +113,7 @@ def _run_demo(
     from worker.settings import Settings
     from worker.store.admin import forget_prefix
     from worker.store.errors import StoreError
+    from worker.store.jobs import JobStatus
 
     tenants_file = EXAMPLES_DIR / "tenants.toml"
     worker_gap = gap + DEMO_GAP_MARGIN_SECONDS
@@ -185,7 +186,7 @@ def _run_demo(
         except (SandboxError, TimeoutError, RuntimeError, OSError, StoreError) as exc:
             typer.echo(f"error: demo failed: {exc}", err=True)
             return 1
-    issued = sum(1 for r in results if r.get("status") == "issued")
+    issued = sum(1 for r in results if r.get("status") == JobStatus.ISSUED)
     ok = (
         not report.refused
         and issued == len(jobs)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 import tempfile
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 
     from producers.client import InvoiceQueue
 
-BATCH_NAME_RE = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
 SUBMIT_CHUNK = 500  # jobs per submit_many call while enqueuing a file
 LIST_DUPLICATES = 20  # text output lists this many duplicates; --json lists all
 

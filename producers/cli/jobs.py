@@ -61,12 +61,15 @@ def enqueue(
     queued for it.
     """
     from producers.bulkfile.reader import FileFormatError
-    from producers.cli.enqueue import BATCH_NAME_RE, enqueue_file, line_progress, regular_file
+    from producers.cli.enqueue import enqueue_file, line_progress, regular_file
     from worker.store.admin import ping
+    from worker.store.jobs import BATCH_NAME_RULE, InvalidBatchName, check_batch_name
 
     check_format(fmt)
-    if batch is not None and not BATCH_NAME_RE.match(batch):
-        raise typer.BadParameter("1 to 200 letters, digits or _ . : @ / -", param_hint="--batch")
+    try:
+        check_batch_name(batch or "")
+    except InvalidBatchName:
+        raise typer.BadParameter(BATCH_NAME_RULE, param_hint="--batch") from None
     path = None if str(file) == "-" else file
     rich_console = console(as_json)
     queue = open_queue()

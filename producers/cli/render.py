@@ -13,12 +13,12 @@ from urllib.parse import urlsplit
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from worker.store.jobs import RECORDED, JobStatus
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from worker.store.queries import FailedDoc, LanesDoc
-
-STATUS_ORDER = ("queued", "sending", "unknown", "issued", "rejected")
 
 
 # --- small formatting helpers ---------------------------------------------------------
@@ -104,7 +104,7 @@ def _cae_text(result: dict[str, Any]) -> str:
     if result.get("cae"):
         due = result.get("cae_vencimiento")
         return f"{result['cae']} (vence {due})" if due else str(result["cae"])
-    if result.get("status") == "issued" and result.get("test_mode"):
+    if result.get("status") == JobStatus.ISSUED and result.get("test_mode"):
         return "test mode (punto de venta de prueba: no CAE)"
     return "-"
 
@@ -154,7 +154,7 @@ def batch_done(doc: dict[str, Any]) -> bool:
 
 
 def counts_text(counts: dict[str, int]) -> str:
-    return ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUS_ORDER)
+    return ", ".join(f"{counts.get(s, 0)} {s}" for s in RECORDED)
 
 
 def eta_text(doc: dict[str, Any]) -> str:
@@ -227,7 +227,7 @@ def failed_table(doc: FailedDoc) -> Table:
     table = Table(["when", "job", "CUIT", "external_reference", "status", "invoice", "messages"])
     for job in doc["jobs"]:
         messages = "; ".join(str(m) for m in job["messages"]) or job["last_error"] or "-"
-        if job["status"] == "unknown":
+        if job["status"] == JobStatus.UNKNOWN:
             messages = f"reconciling with facturacion/consulta; last: {messages}"
         invoice = f"{job['tipo']} {invoice_number(job['punto_venta'], job['numero'])}"
         table.rows.append(

@@ -11,8 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from producers.http.problems import PROBLEM_JSON, status_title
-
-BATCH_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$"
+from worker.store.jobs import BATCH_NAME_PATTERN, BATCH_NAME_RULE
 
 
 class FieldProblem(BaseModel):
@@ -37,7 +36,7 @@ class BatchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    batch: str = Field(pattern=BATCH_NAME_PATTERN, description="letters, digits, . _ : @ -")
+    batch: str = Field(pattern=BATCH_NAME_PATTERN, description=BATCH_NAME_RULE)
     jobs: list[Any] = Field(min_length=1, description="job envelopes (see JobEnvelope)")
 
 

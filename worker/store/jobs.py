@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import time
 import zlib
@@ -24,6 +25,7 @@ import redis
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 from redis.commands.core import Script
 
+from worker.errors import TfqError
 from worker.invoice.envelope import JobEnvelope
 from worker.store.keys import BatchField, JobField, Keys
 from worker.store.scripts import Enqueued, read_enqueue, register, text
@@ -48,6 +50,24 @@ RECORDED = (
     JobStatus.ISSUED,
     JobStatus.REJECTED,
 )
+
+
+# A batch name is part of Redis keys, of outbox entries and of `/v1/batches/{name}`: one
+# rule for every door (the Python API, `tfq enqueue --batch`, `POST /v1/batches`).
+BATCH_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$"
+BATCH_NAME_RULE = "1 to 200 letters, digits or . _ : @ -, starting with a letter or digit"
+_BATCH_NAME = re.compile(BATCH_NAME_PATTERN)
+
+
+class InvalidBatchName(TfqError, ValueError):
+    """A batch name outside `BATCH_NAME_RULE`; nothing was queued."""
+
+
+def check_batch_name(name: str) -> str:
+    """The name, when it is a valid batch name or "" (no batch); else `InvalidBatchName`."""
+    if name and not _BATCH_NAME.match(name):
+        raise InvalidBatchName(f"batch: {BATCH_NAME_RULE}")
+    return name
 
 
 def new_job_id() -> str:
@@ -308,7 +328,7 @@ class JobStore:
 
     def enqueue(self, jobs: list[NewJob], batch: str = "") -> list[Enqueued]:
         """What happened to each job, in the order given."""
-        args: list[Any] = [batch]
+        args: list[Any] = [check_batch_name(batch)]
         for j in jobs:
             args += [j.id, j.cuit, j.external_reference, j.punto_venta, j.tipo, j.envelope]
         return read_enqueue(self.run_script("enqueue", *args))

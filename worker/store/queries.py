@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from worker.store.jobs import JobResult
+from worker.store.jobs import JobResult, JobStatus
 from worker.store.lanes import LaneStore
 from worker.store.scripts import text
 
@@ -177,7 +177,7 @@ def failed_doc(store: LaneStore, *, limit: int) -> FailedDoc:
         if rec is None:  # a finished record past its retention
             continue
         result = JobResult.from_record(rec).model_dump(mode="json")
-        unknown = result["status"] == "unknown"
+        unknown = result["status"] == JobStatus.UNKNOWN
         jobs.append(
             {
                 "job_id": result["job_id"],
