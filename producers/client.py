@@ -19,10 +19,16 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import redis
 
+from worker.archive import db
+from worker.archive.documents import Documents, PdfLookup
+from worker.archive.pdfs import PdfKind, PdfStore
+from worker.archive.repository import Archive
+from worker.archive.results import ArchivedResults
 from worker.errors import FieldError, InvalidJob, unencodable_path
 from worker.invoice.envelope import JobEnvelope, validate_envelope
 from worker.invoice.tables import TIPOS
@@ -76,6 +82,20 @@ class InvoiceQueue:
         self.redis = client or redis.Redis.from_url(url, socket_connect_timeout=5)
         self.keys = Keys(key_prefix or self.settings.key_prefix)
         self.store = LaneStore(self.redis, self.keys)
+
+    @cached_property
+    def archive(self) -> Archive:
+        """The SQL archive of finished jobs (its engine connects on first use)."""
+        return Archive(db.engine_for(self.settings.archive_database_url))
+
+    @cached_property
+    def archived(self) -> ArchivedResults:
+        """Results of jobs Redis has let go, from the archive."""
+        return ArchivedResults(self.archive, self.settings.public_url)
+
+    @cached_property
+    def documents(self) -> Documents:
+        return Documents(self.store, self.archive, PdfStore(self.settings.pdf_store_url))
 
     # --- submitting -----------------------------------------------------------------------
 
@@ -164,11 +184,12 @@ class InvoiceQueue:
         return None if result is None else result.model_dump(mode="json")
 
     def result(self, job_id: str) -> JobResult | None:
-        """`status`, typed."""
+        """`status`, typed. Once Redis has let the job's record go, the archive answers
+        (`ArchiveUnavailable` when it cannot be read)."""
         rec = self.store.job(job_id)
         if rec is None:
-            return None
-        result = JobResult.from_record(rec)
+            return self.archived.get(job_id)
+        result = JobResult.from_record(rec, self.settings.public_url)
         if result.status not in FINAL:
             lane = self.store.lane(rec[JobField.CUIT])
             if lane.paused:
@@ -180,6 +201,11 @@ class InvoiceQueue:
                     datetime.fromtimestamp(until, UTC).isoformat() if until is not None else None
                 )
         return result
+
+    def pdf(self, job_id: str, kind: PdfKind = PdfKind.A4) -> PdfLookup | None:
+        """The invoice's PDF (or ticket) as tfq kept it; None when there is no such job.
+        A lookup without `data` says why there is none, and whether to ask again later."""
+        return self.documents.pdf(job_id, kind)
 
     def wait(
         self, job_id: str, timeout: float = 300.0, poll_seconds: float = 0.05

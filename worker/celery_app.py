@@ -68,7 +68,13 @@ def store_result(job_id: str, result: dict[str, Any]) -> None:
 
 def publish_events() -> int:
     """The outbox's events as backend results and callback deliveries (dispatcher loop)."""
-    return _publish_events(runtime.store, runtime.callbacks, store_result)
+    return _publish_events(
+        runtime.store,
+        runtime.callbacks,
+        store_result,
+        public_url=settings.public_url,
+        archived=runtime.archived_results.get,
+    )
 
 
 def _part(name: str, build: Callable[[], T]) -> T:

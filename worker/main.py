@@ -49,7 +49,8 @@ def run_worker(
     `queues`: "send", "callbacks", or "all": sends here and callbacks in a child process
     with its own pool of `callback_concurrency` threads, so a slow receiver never holds up
     invoicing. `concurrency` defaults to TFQ_WORKER_CONCURRENCY. With `dispatcher`, a
-    dispatcher thread starts once the worker is ready (several at once are safe).
+    dispatcher thread and a keeper thread (the archive and the PDFs) start once
+    the worker is ready (several of each at once are safe).
     """
     if queues not in QUEUES:
         raise ValueError(f"queues must be one of {', '.join(QUEUES)}, not {queues!r}")
@@ -63,6 +64,7 @@ def run_worker(
 
         def start_dispatcher(**_: object) -> None:
             make_dispatcher().start_thread()
+            runtime.keeper_loop().start_thread()
 
         signals.worker_ready.connect(start_dispatcher, weak=False)
     child = _callback_worker(callback_concurrency, loglevel) if queues == "all" else None
@@ -109,6 +111,7 @@ def run_dispatcher() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runtime.keeper_loop().start_thread()
     make_dispatcher().run(stop)
 
 

@@ -7,6 +7,12 @@ from functools import cached_property
 
 import redis
 
+from worker.archive import db
+from worker.archive.keeper import PdfKeeper
+from worker.archive.loop import KeeperLoop
+from worker.archive.pdfs import PdfStore
+from worker.archive.repository import Archive
+from worker.archive.results import ArchivedResults
 from worker.errors import ConfigError
 from worker.settings import Settings
 from worker.store.callbacks import Callbacks
@@ -55,6 +61,33 @@ class Runtime:
             self.settings.callback_visibility_seconds,
             self.settings.result_retention_seconds,
         )
+
+    @cached_property
+    def archive(self) -> Archive:
+        """The SQL archive (its engine connects lazily: a database that is down does not
+        stop a process from starting)."""
+        return Archive(db.engine_for(self.settings.archive_database_url))
+
+    @cached_property
+    def archived_results(self) -> ArchivedResults:
+        return ArchivedResults(self.archive, self.settings.public_url)
+
+    @cached_property
+    def pdf_store(self) -> PdfStore:
+        return PdfStore(self.settings.pdf_store_url)
+
+    def pdf_keeper(self) -> PdfKeeper:
+        return PdfKeeper(self.store, self.pdf_store, self.client, self.tenants, self.settings)
+
+    def keeper_loop(self) -> KeeperLoop:
+        keeper = None
+
+        def pdf_keeper() -> PdfKeeper:  # built on first use: it needs the tenants file
+            nonlocal keeper
+            keeper = keeper or self.pdf_keeper()
+            return keeper
+
+        return KeeperLoop(self.store, self.archive, pdf_keeper, self.settings)
 
     def deliverer(self) -> Deliverer:
         return Deliverer(self.callbacks, self.tenants, self.settings)

@@ -17,6 +17,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,12 @@ from typing import IO
 
 def unique_prefix(label: str = "t") -> str:
     return f"tfq-{label}-{secrets.token_hex(4)}:"
+
+
+def data_dir_for(prefix: str) -> Path:
+    """Where a test queue's archive and PDFs go: one directory per key prefix."""
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in prefix)
+    return Path(tempfile.gettempdir()) / "tfq-test-data" / name
 
 
 def worker_env(
@@ -51,6 +58,8 @@ def worker_env(
             "TFQ_LEASE_SECONDS": "6",
             # Several workers share this machine: no fixed metrics port unless asked.
             "TFQ_METRICS_PORT": "0",
+            # Each queue its own archive and PDFs (a SQLite file and a directory).
+            "TFQ_DATA_DIR": str(data_dir_for(prefix)),
         }
     )
     env.update({f"TFQ_{k.upper()}": str(v) for k, v in extra.items()})

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from producers.http.context import request_info
+from worker.archive.results import ArchiveUnavailable
 from worker.errors import FieldError, format_loc
 from worker.store.errors import StoreError
 
@@ -100,7 +101,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+
+    async def on_archive_error(request: Request, exc: Exception) -> Response:
+        log.warning("archive unavailable: %s", exc)
+        problem = Problem(
+            503,
+            "the archive of finished jobs cannot be read now: retry",
+            slug="archive-unavailable",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+        return problem_response(request.scope, 503, problem.detail, problem)
+
     app.add_exception_handler(StoreError, on_redis_error)
+    app.add_exception_handler(ArchiveUnavailable, on_archive_error)
 
 
 def _validation_problem(exc: RequestValidationError) -> Problem:

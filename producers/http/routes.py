@@ -22,12 +22,14 @@ from producers.http.schemas import (
     BatchStatus,
     problem_responses,
 )
+from worker.archive.pdfs import PdfKind
 from worker.errors import FieldError, InvalidJob
 from worker.store import admin
 from worker.store.errors import StoreError
 from worker.store.jobs import JobResult
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
+PDF_RETRY_AFTER_SECONDS = "60"  # a PDF not kept yet: the keeper tries within a minute
 REF_PATH = "invoice.comprobante.external_reference"
 
 
@@ -183,6 +185,35 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
         if job.get("cuit") not in who.cuits:  # whose it is stays unsaid
             raise Problem(403, "this job's CUIT is not one of this client's", slug="forbidden-cuit")
         return JSONResponse(job)
+
+    @app.get(
+        "/v1/invoices/{job_id}/pdf",
+        response_model=None,
+        tags=["invoices"],
+        summary="The invoice's PDF (or its ticket), as tfq kept it",
+        description=(
+            "tfq downloads each issued invoice's PDF the day it is issued (TusFacturas' "
+            "links die that day) and keeps it for good. A 404 with Retry-After: not kept yet."
+        ),
+        responses={
+            200: {"content": {"application/pdf": {}}, "description": "the PDF"},
+            **problem_responses(401, 403, 404, 422, 503),
+        },
+    )
+    def get_invoice_pdf(job_id: str, who: CallerDep, kind: PdfKind = PdfKind.A4) -> Response:
+        found = queue.pdf(job_id, kind) if JOB_ID_RE.match(job_id) else None
+        if found is None:
+            raise Problem(404, f"no job {job_id}", slug="no-such-job")
+        if found.cuit not in who.cuits:  # whose it is stays unsaid
+            raise Problem(403, "this job's CUIT is not one of this client's", slug="forbidden-cuit")
+        if found.data is None:
+            retry = {"Retry-After": PDF_RETRY_AFTER_SECONDS} if found.pending else None
+            raise Problem(404, found.reason, slug="no-pdf", headers=retry)
+        return Response(
+            found.data,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{found.filename}"'},
+        )
 
     @app.get(
         "/v1/batches/{name}",

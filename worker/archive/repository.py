@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from worker.archive.schema import ArchivedJob
-from worker.store.jobs import JobResult, unpack_envelope
+from worker.store.jobs import JobResult, JobStatus, pdf_links, unpack_envelope
 from worker.store.keys import JobField
 
 # Columns an upsert replaces: all but the key. `archived_at` says when the row last changed.
@@ -148,3 +148,18 @@ class Archive:
     def job_ids(self) -> Iterable[str]:
         with self.engine.connect() as conn:
             yield from conn.execute(select(ArchivedJob.job_id)).scalars()
+
+
+def archived_result(row: ArchivedJob, public_url: str | None = None) -> JobResult:
+    """The result of an archived job, as it was when Redis let it go, with tfq's lasting
+    PDF links (`public_url`) and the kept PDF's hash."""
+    result = JobResult.model_validate(row.result)
+    issued = row.status == JobStatus.ISSUED
+    result.pdf_url, result.ticket_url = pdf_links(
+        row.job_id,
+        public_url,
+        pdf=issued and (row.pdf_path is not None or result.pdf_url is not None),
+        ticket=issued and (row.ticket_path is not None or result.ticket_url is not None),
+    )
+    result.pdf_sha256 = row.pdf_sha256
+    return result

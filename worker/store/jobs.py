@@ -178,8 +178,13 @@ class JobResult(BaseModel):
     tipo: str | None = None
     punto_venta: int | None = None
     numero: int | None = Field(None, description="set once issued")
-    pdf_url: str | None = Field(None, description="valid only on the day it was returned")
-    ticket_url: str | None = None
+    pdf_url: str | None = Field(
+        None,
+        description="tfq's own lasting link to the PDF (GET /v1/invoices/{id}/pdf under "
+        "TFQ_PUBLIC_URL); TusFacturas' links die the day they are given and are not passed on",
+    )
+    ticket_url: str | None = Field(None, description="the same for the ticket, when there is one")
+    pdf_sha256: str | None = Field(None, description="the kept PDF's sha256, once tfq stored it")
     afip_qr: str | None = None
     vencimiento_pago: str | None = None
     requiere_fec: bool | None = None
@@ -228,10 +233,18 @@ class JobResult(BaseModel):
         return data
 
     @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> JobResult:
+    def from_record(cls, rec: dict[str, Any], public_url: str | None = None) -> JobResult:
+        """The result of a job record; `public_url` (TFQ_PUBLIC_URL) makes its PDF links."""
         env = unpack_envelope(rec[JobField.ENVELOPE]) if rec.get(JobField.ENVELOPE) else {}
         status = rec.get(JobField.STATUS)
         micrositios = rec.get(JobField.MICROSITIOS)
+        issued = status == JobStatus.ISSUED
+        pdf_url, ticket_url = pdf_links(
+            rec.get(JobField.ID),
+            public_url,
+            pdf=issued and bool(rec.get(JobField.PDF_URL) or rec.get(JobField.PDF_PATH)),
+            ticket=issued and bool(rec.get(JobField.TICKET_URL) or rec.get(JobField.TICKET_PATH)),
+        )
         return cls(
             job_id=rec.get(JobField.ID),
             cuit=rec.get(JobField.CUIT),
@@ -243,8 +256,9 @@ class JobResult(BaseModel):
             tipo=rec.get(JobField.TIPO),
             punto_venta=_int(rec.get(JobField.PUNTO_VENTA)),
             numero=_int(rec.get(JobField.NUMERO)) if status == JobStatus.ISSUED else None,
-            pdf_url=rec.get(JobField.PDF_URL) or None,
-            ticket_url=rec.get(JobField.TICKET_URL) or None,
+            pdf_url=pdf_url,
+            ticket_url=ticket_url,
+            pdf_sha256=rec.get(JobField.PDF_SHA256) or None,
             afip_qr=rec.get(JobField.AFIP_QR) or None,
             vencimiento_pago=rec.get(JobField.VENCIMIENTO_PAGO) or None,
             requiere_fec={"S": True, "N": False}.get(rec.get(JobField.REQUIERE_FEC) or ""),
@@ -265,6 +279,17 @@ class JobResult(BaseModel):
             metadata=env.get("metadata") or {},
             unchecked_fields=env.get("unchecked") or [],
         )
+
+
+def pdf_links(
+    job_id: str | None, public_url: str | None, *, pdf: bool, ticket: bool
+) -> tuple[str | None, str | None]:
+    """tfq's lasting links to a job's PDF and ticket: under the intake's public base URL,
+    never the vendor's (they die the day they are given). None without a public URL."""
+    if not public_url or not job_id:
+        return None, None
+    base = f"{public_url.rstrip('/')}/v1/invoices/{job_id}/pdf"
+    return (base if pdf else None), (f"{base}?kind=ticket" if ticket else None)
 
 
 def _record(raw: Any) -> dict[str, Any] | None:
