@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,3 +126,28 @@ def test_issued_jobs_are_archived_with_their_pdfs_and_served_after_redis(
         missing = requests.get(f"{url}/v1/invoices/00ff/pdf", headers=auth, timeout=10)
         assert missing.status_code == 404
     assert queue.status(gone) == body
+
+    # The command line reads the same way: `tfq status` and `tfq invoices pdf`.
+    cli_env = {
+        **env, "TFQ_ARCHIVE_URL": s.archive_database_url, "TFQ_PDF_DIR": s.pdf_store_url,
+        "TFQ_PUBLIC_URL": PUBLIC_URL,
+    }  # fmt: skip
+    shown = subprocess.run(
+        [sys.executable, "-m", "producers.cli", "status", gone, "--json"],
+        env=cli_env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["cae"] == body["cae"]
+    out = tmp_path / "invoice.pdf"
+    wrote = subprocess.run(
+        [sys.executable, "-m", "producers.cli", "invoices", "pdf", gone, "-o", str(out)],
+        env=cli_env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert wrote.returncode == 0, wrote.stderr
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == body["pdf_sha256"]
+    nothing = subprocess.run(
+        [sys.executable, "-m", "producers.cli", "invoices", "pdf", "00ff", "-o", str(out)],
+        env=cli_env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert nothing.returncode == 1
+    assert "no job 00ff" in nothing.stderr

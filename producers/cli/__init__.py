@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from producers.cli import archive, callbacks, dev, doctor, failed, jobs, lanes, run
+from producers.cli import archive, callbacks, dev, doctor, failed, invoices, jobs, lanes, run
 
 app = typer.Typer(
     name="tfq",
@@ -38,6 +38,7 @@ app.command("failed")(failed.failed)
 app.command("doctor")(doctor.doctor)
 app.add_typer(callbacks.app, name="callbacks")
 app.add_typer(archive.app, name="archive")
+app.add_typer(invoices.app, name="invoices")
 app.command("demo")(dev.demo)
 
 

@@ -95,8 +95,10 @@ def fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
 
 @contextmanager
 def store_errors(as_json: bool) -> Iterator[None]:
-    """A Redis failure as one line naming the Redis (without its credentials), exit 1."""
+    """A Redis failure as one line naming the Redis (without its credentials), exit 1;
+    likewise an archive that cannot be read."""
     from producers.cli.render import redis_where
+    from worker.archive.results import ArchiveUnavailable
     from worker.settings import get_settings
     from worker.store.errors import StoreError
 
@@ -105,6 +107,8 @@ def store_errors(as_json: bool) -> Iterator[None]:
     except StoreError as exc:
         where = redis_where(get_settings().redis_url)
         fail(f"Redis at {where} (TFQ_REDIS_URL): {exc}", as_json)
+    except ArchiveUnavailable as exc:
+        fail(f"{exc} (TFQ_ARCHIVE_URL)", as_json)
 
 
 def open_queue() -> InvoiceQueue:

@@ -129,7 +129,7 @@ def status(
             doc["lane_position"] = lane_position(queue.store, doc["cuit"], job)
             doc["lane_depth"] = queue.store.depth(doc["cuit"])
     if doc is None:
-        fail(f"no job {job} (or its record expired after its retention)", as_json)
+        fail(f"no job {job}", as_json)
     print_report(doc, as_json, None, status_lines(doc))
 
 
