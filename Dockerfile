@@ -38,7 +38,12 @@ COPY worker ./worker
 COPY producers ./producers
 COPY ops ./ops
 RUN pip install --no-deps --no-build-isolation . \
- && tfq --help >/dev/null
+ && tfq --help >/dev/null \
+ && mkdir /data && chown tfq:tfq /data
+
+# The archive's SQLite file (when TFQ_ARCHIVE_URL is not set) and the kept PDFs: mount a
+# volume here (compose's tfq-data), owned by the image's user.
+ENV TFQ_DATA_DIR=/data
 
 USER tfq
 

@@ -215,3 +215,12 @@ def test_a_duplicate_number_is_held_back_not_the_others(store: LaneStore, archiv
     done = archive_due(store, archive)
     assert (done.written, done.settled) == (2, 2)
     assert [m.decode() for m in store.r.zrange(store.keys.archive, 0, -1)] == ["j2"]
+
+
+def test_the_password_comes_from_a_file_and_is_never_shown(tmp_path: Path) -> None:
+    secret = tmp_path / "postgres_password"
+    secret.write_text("s3cr3t/x@y\n", encoding="utf-8")
+    s = Settings(archive_url="postgresql://tfq@postgres:5432/tfq", archive_password_file=secret)
+    url = db.driver_url(s.archive_database_url)
+    assert url == "postgresql+psycopg://tfq:s3cr3t%2Fx%40y@postgres:5432/tfq"
+    assert "s3cr3t" not in db.safe_url(s.archive_database_url)

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # store (default: a directory under data_dir; any fsspec URL, e.g. s3://bucket/tfq).
     data_dir: Path = Path(".tfq")
     archive_url: str | None = None
+    # The archive database's password, read from a file (a Docker secret) rather than
+    # written in TFQ_ARCHIVE_URL.
+    archive_password_file: Path | None = None
     pdf_dir: str | None = None
     # Intake's public base URL: callbacks and results link to tfq's own lasting PDF
     # route under it (TusFacturas' own links die the day they are given).
@@ -83,7 +86,16 @@ class Settings(BaseSettings):
 
     @property
     def archive_database_url(self) -> str:
-        return self.archive_url or f"sqlite:///{(self.data_dir / 'archive.sqlite3').resolve()}"
+        """TFQ_ARCHIVE_URL (with the password file's password), or a SQLite file under
+        TFQ_DATA_DIR, which needs nothing installed."""
+        if not self.archive_url:
+            return f"sqlite:///{(self.data_dir / 'archive.sqlite3').resolve()}"
+        if self.archive_password_file is None:
+            return self.archive_url
+        from sqlalchemy.engine import make_url
+
+        password = self.archive_password_file.read_text(encoding="utf-8").strip()
+        return make_url(self.archive_url).set(password=password).render_as_string(False)
 
     @property
     def pdf_store_url(self) -> str:
