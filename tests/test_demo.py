@@ -78,9 +78,9 @@ def assert_all_stopped(output: str, redis_url: str) -> None:
     assert list(client.scan_iter(match=f"*{prefix}*")) == []  # also Celery's queue bindings
 
 
-def test_demo_issues_every_job_exactly_once(redis_url: str) -> None:
+def test_demo_issues_every_job_exactly_once(redis_url: str, tmp_path: Path) -> None:
     begin = time.monotonic()
-    code, out, err = run_demo([], demo_env(redis_url))
+    code, out, err = run_demo([], demo_env(redis_url, TFQ_DATA_DIR=str(tmp_path)))
     elapsed = time.monotonic() - begin
     assert code == 0, out + err
     assert "Traceback" not in err
@@ -98,6 +98,15 @@ def test_demo_issues_every_job_exactly_once(redis_url: str) -> None:
     assert lotes
     assert int(lotes.group(1)) >= 1  # the 21 Factura B went out in batches
     assert f"{len(refs)} of {len(refs)} jobs issued; every invoice issued exactly once" in out
+    # It ends by saying where the archive and the PDFs are, and how to look at them.
+    database = tmp_path / "demo" / "archive.sqlite3"
+    n = len(refs)
+    assert f"archive: sqlite:///{database}: {n} of {n} jobs archived with their PDF" in out
+    assert f"PDFs: {tmp_path / 'demo' / 'pdfs'}" in out
+    pdfs = list((tmp_path / "demo" / "pdfs").rglob("*.pdf"))
+    assert len([p for p in pdfs if not p.name.endswith("-ticket.pdf")]) == n
+    assert all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
+    assert "tfq invoices pdf" in out
     assert_all_stopped(out, redis_url)
     assert elapsed < 60
 

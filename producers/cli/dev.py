@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
@@ -25,8 +27,11 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from producers.cli.render import Table
+    from producers.client import InvoiceQueue
+    from worker.settings import Settings
 
 DEMO_BATCH = "demo"
+ARCHIVE_WAIT_SECONDS = 30.0  # how long the demo waits for the keeper to archive and keep PDFs
 DEMO_GAP_MARGIN_SECONDS = 0.5  # the worker keeps its gap a little above the API's, as it should
 
 
@@ -110,7 +115,7 @@ def _run_demo(
     from producers.cli.watch import watch_batch
     from producers.client import InvoiceQueue
     from worker.invoice.rules import argentina_today
-    from worker.settings import Settings
+    from worker.settings import Settings, get_settings
     from worker.store.admin import forget_prefix
     from worker.store.errors import StoreError
     from worker.store.jobs import JobStatus
@@ -125,7 +130,18 @@ def _run_demo(
                 SandboxProcess(tenants_file, gap_seconds=gap, block_seconds=60)
             )
             stack.callback(stopped.append, "the sandbox")
-            settings = Settings(redis_url=url, key_prefix=prefix, cuit_gap_seconds=worker_gap)
+            # The demo's archive (SQLite) and PDFs, afresh each run: the sandbox numbers
+            # from 1 again, and an archive refuses a number issued twice.
+            data_dir = (get_settings().data_dir / "demo").resolve()
+            shutil.rmtree(data_dir, ignore_errors=True)
+            settings = Settings(
+                redis_url=url,
+                key_prefix=prefix,
+                cuit_gap_seconds=worker_gap,
+                data_dir=data_dir,
+                archive_url=None,
+                pdf_dir=None,
+            )
             queue = InvoiceQueue(settings=settings)
 
             def forget_demo_keys() -> None:
@@ -136,8 +152,15 @@ def _run_demo(
             stack.callback(forget_demo_keys)
             log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tfq-demo-")))
             env = worker_env(
-                url, sandbox.api_url, tenants_file, prefix=prefix, gap_seconds=worker_gap
+                url,
+                sandbox.api_url,
+                tenants_file,
+                prefix=prefix,
+                gap_seconds=worker_gap,
+                data_dir=str(data_dir),
             )
+            for own_setting in ("TFQ_ARCHIVE_URL", "TFQ_PDF_DIR"):
+                env.pop(own_setting, None)  # the demo's archive, not one set for production
             worker = stack.enter_context(
                 WorkerProcess(env, concurrency=4, log_path=log_dir / "worker.log")
             )
@@ -183,6 +206,9 @@ def _run_demo(
             summary = ledger_summary(sandbox.ledger(), refs)
             for line in ledger_lines(summary):
                 typer.echo(line)
+            ids = [job_id for _, job_id in report.accepted]
+            for line in archive_lines(queue, settings, ids, ARCHIVE_WAIT_SECONDS):
+                typer.echo(line)
         except (SandboxError, TimeoutError, RuntimeError, OSError, StoreError) as exc:
             typer.echo(f"error: demo failed: {exc}", err=True)
             return 1
@@ -199,6 +225,44 @@ def _run_demo(
         f"{issued} of {len(jobs)} jobs issued; {verdict}; {summary['violations']} violations"
     )
     return 0 if ok else 1
+
+
+# What the demo suggests running to look into its archive (a fixed query, for sqlite3).
+LOOK_QUERY = "select external_reference, numero, cae, pdf_sha256 from archived_jobs"
+
+
+def archive_lines(
+    queue: InvoiceQueue, settings: Settings, job_ids: list[str], wait_seconds: float
+) -> list[str]:
+    """Where the demo's archive and PDFs are, once the keeper has them (bounded wait), and
+    how to look at them."""
+    from worker.archive import db
+
+    archive = queue.archive
+
+    def kept() -> int:
+        rows = [archive.get(job_id) for job_id in job_ids]
+        return sum(1 for row in rows if row is not None and row.pdf_sha256)
+
+    deadline = time.monotonic() + wait_seconds
+    with contextlib.suppress(Exception):  # the file may not exist until the first write
+        while kept() < len(job_ids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    count = 0
+    with contextlib.suppress(Exception):
+        count = kept()
+    where = db.safe_url(settings.archive_database_url)
+    database = settings.archive_database_url.removeprefix("sqlite:///")
+    first = job_ids[0] if job_ids else "JOB"
+    env = f"TFQ_DATA_DIR={settings.data_dir}"
+    return [
+        f"archive: {where}: {count} of {len(job_ids)} jobs archived with their PDF",
+        f"PDFs: {settings.pdf_store_url}",
+        "look at them:",
+        f"  {env} tfq status {first}",
+        f"  {env} tfq invoices pdf {first} -o invoice.pdf",
+        f"  sqlite3 {database} '{LOOK_QUERY}'",
+    ]
 
 
 def _demo_redis(stack: ExitStack, stopped: list[str]) -> str:
