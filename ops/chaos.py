@@ -55,6 +55,7 @@ from producers.client import InvoiceQueue
 from worker.archive import db
 from worker.archive.pdfs import PdfStore
 from worker.invoice.rules import argentina_today
+from worker.settings import Settings
 from worker.store.callbacks import Callbacks
 from worker.tenants import Tenants
 from worker.webhooks.publishing import delivery_id_for
@@ -503,9 +504,10 @@ def ok(figures: dict[str, Any]) -> bool:
 
 
 def regenerations_bound(figures: dict[str, Any]) -> int:
-    """The most `regenerar_pdf` calls the keeper may pay: TFQ_PDF_MAX_REGENERATIONS (2)
-    per issued invoice."""
-    return 2 * int(figures["issued"])
+    """The most `regenerar_pdf` calls the keeper may pay: TFQ_PDF_MAX_REGENERATIONS per
+    issued invoice (the workers run with the default)."""
+    per_invoice = Settings.model_fields["pdf_max_regenerations"].default
+    return int(per_invoice) * int(figures["issued"])
 
 
 def print_table(figures: dict[str, Any]) -> None:
