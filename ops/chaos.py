@@ -7,13 +7,17 @@
 It starts a private Redis with appendonly, the sandbox with faults on (5xx, drop after
 commit, 429, latency beyond the client timeout, a maintenance window, an AFIP-down
 window, CUIT blocks), three workers and a webhook receiver that verifies every
-signature; enqueues batchable bulk jobs and single jobs trickling in (a few of them
-rejected by "AFIP"); and meanwhile SIGKILLs a random worker every few seconds
-(restarting it), restarts Redis once and stalls the sandbox once (SIGSTOP). Then it
-waits for every job to be issued, rejected or reported as needing attention, audits the
-sandbox ledger against what was accepted, prints a table and one JSON line, and exits 1
-unless duplicates, lost, order and gap violations are all 0 and every callback was
-delivered and verified.
+signature, and a private PostgreSQL for the archive (PDFs in a temporary directory);
+enqueues batchable bulk jobs and single jobs trickling in (a few of them rejected by
+"AFIP"); and meanwhile SIGKILLs a random worker every few seconds (restarting it),
+restarts Redis once, stops the archive's database once, stalls the sandbox once
+(SIGSTOP) and lets the sandbox's PDF links die within a second for a while (so the
+keeper regenerates them, a billed call). Then it waits for every job to be issued,
+rejected or reported as needing attention, and for the archive and PDF schedules to
+drain; audits the sandbox ledger against what was accepted and the archive, row for row,
+against both; prints a table and one JSON line, and exits 1 unless duplicates, lost,
+order and gap violations are all 0, every callback was delivered and verified, the
+archive holds one matching row per finished job and every issued invoice's PDF is kept.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import copy
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -38,6 +43,8 @@ from typing import Any
 import redis
 
 from ops.sandbox.server import SandboxProcess
+from ops.testkit import localpostgres
+from ops.testkit.archive_audit import audit_archive
 from ops.testkit.examples import load_example
 from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from ops.testkit.ledger import audit
@@ -45,7 +52,10 @@ from ops.testkit.localredis import free_port, start_private, stop_pid
 from ops.testkit.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
 from ops.testkit.webhook_receiver import Receiver, running_receiver
 from producers.client import InvoiceQueue
+from worker.archive import db
+from worker.archive.pdfs import PdfStore
 from worker.invoice.rules import argentina_today
+from worker.settings import Settings
 from worker.store.callbacks import Callbacks
 from worker.tenants import Tenants
 from worker.webhooks.publishing import delivery_id_for
@@ -53,6 +63,9 @@ from worker.webhooks.publishing import delivery_id_for
 GAP_SECONDS = 0.5
 API_TIMEOUT_SECONDS = 2.0
 BAD_SUFFIX = "-BAD"
+DB_STOP_SECONDS = 4.0
+PDF_LINK_SHORT_SECONDS = 1.0  # while links die fast, downloads need regenerar_pdf
+PDF_LINK_SECONDS = 86_400.0  # the sandbox's default: links live a day
 
 
 @dataclass
@@ -62,6 +75,8 @@ class Plan:
     singles_per_cuit: int
     chaos_seconds: float
     settle_timeout_seconds: float
+    # Bounded: a PDF download that failed waits 30 s, then 120 s (worker/archive/keeper.py).
+    archive_timeout_seconds: float = 240
     workers: int = 3
     seed: int = 7
     dialect: str = "classic"  # the sandbox's reading of the vendor's pages (ops/sandbox/dialect.py)
@@ -78,6 +93,10 @@ class Run:
     queue: InvoiceQueue
     workers: list[WorkerProcess]
     receiver: Receiver
+    postgres: Path  # the archive database's data directory
+    postgres_port: int
+    archive_url: str
+    pdf_dir: Path
     accepted: list[tuple[str, str]] = field(default_factory=list)  # (cuit, ref) enqueue order
     blocked: list[str] = field(default_factory=list)  # CUITs "AFIP" blocked on its own
     events: list[str] = field(default_factory=list)
@@ -161,6 +180,8 @@ def chaos(run: Run, stop: threading.Event) -> None:
         (0.25, "restart Redis", lambda: restart_redis(run)),
         (0.30, "block 3 CUITs for 6 s", lambda: block_cuits(run, 3, 6)),
         (0.40, "stall the sandbox 3 s (SIGSTOP)", lambda: stall_sandbox(run, 3)),
+        (0.45, f"stop the archive database {DB_STOP_SECONDS:g} s", lambda: stop_database(run)),
+        (0.55, "PDF links die within 1 s for 6 s", lambda: short_pdf_links(sb, 6)),
         (0.50, "maintenance window 4 s", lambda: window(sb, "maintenance_until", 4)),
         (0.65, "AFIP down window 4 s", lambda: window(sb, "afip_down_until", 4)),
     ]
@@ -195,6 +216,20 @@ def restart_redis(run: Run) -> None:
     stop_pid(run.redis_pid)
     time.sleep(1.0)
     _, run.redis_pid = start_private(run.redis_port, appendonly=True)
+
+
+def stop_database(run: Run) -> None:
+    """A crash of the archive's database (no checkpoint), back after a few seconds."""
+    localpostgres.stop_server(run.postgres, mode="immediate")
+    time.sleep(DB_STOP_SECONDS)
+    localpostgres.start(run.postgres, run.postgres_port)
+
+
+def short_pdf_links(sb: SandboxProcess, seconds: float) -> None:
+    sb.set_config(pdf_link_seconds=PDF_LINK_SHORT_SECONDS)
+    timer = threading.Timer(seconds, lambda: sb.set_config(pdf_link_seconds=PDF_LINK_SECONDS))
+    timer.daemon = True
+    timer.start()
 
 
 def block_cuits(run: Run, count: int, seconds: float) -> None:
@@ -247,11 +282,17 @@ def infrastructure(plan: Plan, workdir: Path) -> Iterator[Run]:
     sandbox.start()
     receiver_cm = running_receiver(Tenants.load(tenants_file))
     receiver = receiver_cm.__enter__()
+    postgres_port = free_port()
+    archive_url, postgres = localpostgres.start_private(postgres_port)
+    db.migrate(db.engine_for(archive_url))
+    pdf_dir = workdir / "pdfs"
     env = worker_env(
         url, sandbox.api_url, tenants_file, prefix=prefix, gap_seconds=GAP_SECONDS,
         api_timeout_seconds=API_TIMEOUT_SECONDS, batch_max=5, lease_seconds=4,
         callbacks_allow_private=1, callback_retry_seconds="[0.5, 1, 2, 4, 8, 16, 30]",
         metrics_port=0, health_probe_seconds=3, callback_visibility_seconds=10,
+        archive_url=archive_url, pdf_dir=str(pdf_dir), archive_visibility_seconds=10,
+        pdf_visibility_seconds=15, pdf_download_timeout_seconds=5,
     )  # fmt: skip
     workers = [
         WorkerProcess(env, concurrency=16, log_path=workdir / f"worker-{i}.log")
@@ -267,6 +308,10 @@ def infrastructure(plan: Plan, workdir: Path) -> Iterator[Run]:
         queue=InvoiceQueue(url, key_prefix=prefix),
         workers=workers,
         receiver=receiver,
+        postgres=postgres,
+        postgres_port=postgres_port,
+        archive_url=archive_url,
+        pdf_dir=pdf_dir,
     )
     try:
         for w in workers:
@@ -278,6 +323,8 @@ def infrastructure(plan: Plan, workdir: Path) -> Iterator[Run]:
         receiver_cm.__exit__(None, None, None)
         sandbox.stop()
         stop_pid(run.redis_pid)
+        db.engine_for(archive_url).dispose()
+        localpostgres.stop_private(postgres)
 
 
 def execute(plan: Plan, workdir: Path) -> dict[str, Any]:
@@ -305,7 +352,15 @@ def execute(plan: Plan, workdir: Path) -> dict[str, Any]:
         # Let the last callbacks land.
         expected_ids = final_job_ids(run)
         wait_until(lambda: callbacks_seen(run, expected_ids)[0] >= len(expected_ids), 90, 0.5)
+        drained = wait_until(lambda: archive_backlog(run) == 0, plan.archive_timeout_seconds, 1.0)
+        run.log(f"archive and PDF schedules drained={drained}")
         return report(run, statuses)
+
+
+def archive_backlog(run: Run) -> int:
+    """Jobs waiting for their archive row or their PDFs."""
+    g = run.queue.store.gauges()
+    return g.archive_backlog + g.pdf_backlog
 
 
 def final_job_ids(run: Run) -> dict[str, str]:
@@ -387,6 +442,14 @@ def report(run: Run, statuses: dict[str, int]) -> dict[str, Any]:
         if finals.get(run.queue.job_id(c, r) or "") == "issued" and (c, r) not in ledger_keys
     ]  # fmt: skip
     delivered, verified = callbacks_seen(run, finals)
+    references = {run.queue.job_id(c, r) or "": (c, r) for c, r in run.accepted}
+    archived = audit_archive(
+        db.engine_for(run.archive_url),
+        PdfStore(str(run.pdf_dir)),
+        finals,
+        references,
+        ledger["issued"],
+    )
     figures: dict[str, Any] = {
         "jobs": len(run.accepted),
         "issued": statuses.get("issued", 0),
@@ -404,6 +467,12 @@ def report(run: Run, statuses: dict[str, int]) -> dict[str, Any]:
         "api_calls": len(ledger["calls"]),
         "ledger_issued": len(ledger["issued"]),
         "dialect": run.plan.dialect,
+        **archived.figures(),
+        "archive_backlog": archive_backlog(run),
+        "db_stops": sum(1 for e in run.events if "archive database" in e),
+        "pdf_regenerations": sum(
+            1 for c in ledger["calls"] if c["endpoint"] == "facturacion/regenerar_pdf"
+        ),
     }
     figures["details"] = {
         "duplicates": result.duplicates[:10],
@@ -412,6 +481,7 @@ def report(run: Run, statuses: dict[str, int]) -> dict[str, Any]:
         "gap": result.gap_violations[:10],
         "callbacks_missing": missing_callbacks(run, finals),
         "attention": attention_reasons,
+        **archived.details(),
     }
     return figures
 
@@ -424,7 +494,22 @@ def ok(figures: dict[str, Any]) -> bool:
         and figures["gap_violations"] == 0
         and figures["callbacks_delivered"] == figures["callbacks_expected"]
         and figures["callbacks_verified"] == figures["callbacks_expected"]
+        and figures["archive_rows"] == figures["callbacks_expected"]
+        and figures["archive_missing"] == 0
+        and figures["archive_extra"] == 0
+        and figures["archive_mismatches"] == 0
+        and figures["archive_backlog"] == 0
+        and figures["pdfs_missing"] == 0
+        and figures["pdfs_kept"] == figures["issued"]
+        and figures["pdf_regenerations"] <= regenerations_bound(figures)
     )
+
+
+def regenerations_bound(figures: dict[str, Any]) -> int:
+    """The most `regenerar_pdf` calls the keeper may pay: TFQ_PDF_MAX_REGENERATIONS per
+    issued invoice (the workers run with the default)."""
+    per_invoice = Settings.model_fields["pdf_max_regenerations"].default
+    return int(per_invoice) * int(figures["issued"])
 
 
 def print_table(figures: dict[str, Any]) -> None:
@@ -440,13 +525,27 @@ def print_table(figures: dict[str, Any]) -> None:
         ("callbacks expected", "callbacks_expected", None),
         ("callbacks delivered", "callbacks_delivered", "expected"),
         ("callbacks verified", "callbacks_verified", "expected"),
+        ("archive rows", "archive_rows", "expected"),
+        ("archive rows missing", "archive_missing", 0),
+        ("archive rows extra", "archive_extra", 0),
+        ("archive rows unlike the ledger", "archive_mismatches", 0),
+        ("archive backlog left", "archive_backlog", 0),
+        ("PDFs kept (sha256 as archived)", "pdfs_kept", "issued"),
+        ("PDFs missing", "pdfs_missing", 0),
+        ("regenerar_pdf calls (billed)", "pdf_regenerations", "bound"),
         ("workers SIGKILLed", "worker_kills", None),
+        ("archive database stops", "db_stops", None),
         ("API calls seen by the sandbox", "api_calls", None),
         ("seconds", "seconds", None),
     ]
+    targets = {
+        "expected": "= callbacks expected",
+        "issued": "= issued",
+        "bound": f"<= {regenerations_bound(figures)}",
+    }
     print(f"{'figure':34} {'value':>8}  target")
     for label, key, target in rows:
-        shown = "" if target is None else ("= expected" if target == "expected" else f"= {target}")
+        shown = "" if target is None else targets.get(str(target), f"= {target}")
         print(f"{label:34} {figures[key]:>8}  {shown}")
 
 
@@ -494,9 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(details, default=str), file=sys.stderr)
         print(f"logs kept in {workdir}", file=sys.stderr)
     elif not args.keep:
-        for f in workdir.iterdir():
-            f.unlink()
-        workdir.rmdir()
+        shutil.rmtree(workdir)
     return 0 if good else 1
 
 

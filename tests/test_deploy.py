@@ -386,6 +386,8 @@ def test_prometheus_scrapes_services_that_listen_there(
 
 REQUIRED_ALERTS = {
     "TfqQueueAgeHigh",
+    "TfqArchiveLagging",
+    "TfqPdfsGivenUp",
     "TfqUnknownJobs",
     "TfqLanesPaused",
     "TfqCallbacksDeadLettered",
@@ -456,6 +458,8 @@ def test_alert_rules_use_metrics_tfq_exports(
         "tfq_service_down",
         "tfq_callbacks_dead",
         "tfq_api_calls_total",
+        "tfq_archive_oldest_age_seconds",
+        "tfq_pdfs_failed_total",
     ):
         assert metric in used, f"no alert watches {metric}"
 
@@ -632,6 +636,16 @@ ALERT_CASES: list[dict[str, Any]] = [
             "20m": [{"severity": "warning", **INTAKE_LABELS}],
             "85m": [],
         },
+    },
+    {  # the database stops at 5m: the oldest waiting job ages a minute a minute
+        "series": {f"tfq_archive_oldest_age_seconds{{{INTAKE}}}": "0x5 60+60x40"},
+        "alert": "TfqArchiveLagging",
+        "expect": {"12m": [], "25m": [{"severity": "warning", **INTAKE_LABELS}]},
+    },
+    {  # two PDFs given up at 10m, none since: resolved an hour later
+        "series": {f"tfq_pdfs_failed_total{{{INTAKE}}}": "0x10 2x80"},
+        "alert": "TfqPdfsGivenUp",
+        "expect": {"5m": [], "20m": [{"severity": "warning", **INTAKE_LABELS}], "85m": []},
     },
     {  # a third of the calls fail: fires; 1 in 20: not
         "series": {

@@ -6,8 +6,9 @@ Two kinds:
   `tfq worker` on TFQ_METRICS_PORT;
 - the queue's state, read from Redis at scrape time (`QueueCollector`): jobs by status,
   queued jobs and the oldest one's age, unknown jobs, paused lanes, callbacks pending and
-  dead-lettered. Served once, by the intake (`tfq serve`), so sums are not multiplied by
-  the number of workers. No per-CUIT labels: thousands of CUITs would explode the series.
+  dead-lettered, the archive's and the PDF keeper's backlogs and the PDFs given up.
+  Served once, by the intake (`tfq serve`), so sums are not multiplied by the number of
+  workers. No per-CUIT labels: thousands of CUITs would explode the series.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from worker.store.jobs import RECORDED, JobStatus
 from worker.store.keys import Stat
-from worker.store.lanes import LaneStore
+from worker.store.lanes import LaneStore, QueueGauges
 
 API_CALLS = Counter(
     "tfq_api_calls",
@@ -84,6 +85,7 @@ class QueueCollector(Collector):
         yield GaugeMetricFamily(
             "tfq_callbacks_dead", "Callback deliveries dead-lettered", value=g.callbacks_dead
         )
+        yield from _archive_metrics(g)
         for name, key, doc in (
             ("tfq_invoicing_calls", Stat.INVOICING_CALLS, "Invoicing calls sent (nuevo or lotes)"),
             ("tfq_leases_reaped", Stat.LEASES_REAPED, "Leases taken back from dead workers"),
@@ -98,8 +100,31 @@ class QueueCollector(Collector):
                 Stat.calls("facturacion/numeracion"),
                 "numeracion calls (billed)",
             ),
+            (
+                "tfq_pdfs_failed",
+                Stat.PDFS_FAILED,
+                "Issued invoices whose PDF was given up after the last download attempt",
+            ),
         ):
             yield CounterMetricFamily(name, doc, value=stats.get(key, 0))
+
+
+def _archive_metrics(g: QueueGauges) -> Iterator[Metric]:
+    """How far the archive and the PDF keeper are behind (worker/archive/loop.py)."""
+    yield GaugeMetricFamily(
+        "tfq_archive_backlog",
+        "Finished jobs whose row is not yet written to the archive",
+        value=g.archive_backlog,
+    )
+    age = g.now - g.archive_oldest if g.archive_oldest is not None else 0.0
+    yield GaugeMetricFamily(
+        "tfq_archive_oldest_age_seconds",
+        "How long the longest-waiting job of the archive backlog has waited (seconds)",
+        value=max(0.0, age),
+    )
+    yield GaugeMetricFamily(
+        "tfq_pdf_backlog", "Issued invoices whose PDFs are not yet kept", value=g.pdf_backlog
+    )
 
 
 def queue_registry(store: LaneStore) -> CollectorRegistry:

@@ -62,28 +62,39 @@ def start_private(port: int | None = None) -> tuple[str, Path]:
     data.mkdir(parents=True)
     if os.geteuid() == 0:
         shutil.chown(data, "postgres", "postgres")
-    bins = bindir()
     subprocess.run(
-        _as_server_user([str(bins / "initdb"), "-D", str(data), "-U", "postgres",
+        _as_server_user([str(bindir() / "initdb"), "-D", str(data), "-U", "postgres",
                          "--auth=trust", "--no-sync"]),
         check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
+    return start(data, port), data
+
+
+def start(data: Path, port: int) -> str:
+    """Start the server of an existing data directory on `port`; returns its URL."""
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
-        _as_server_user([str(bins / "pg_ctl"), "-D", str(data), "-o", options,
+        _as_server_user([str(bindir() / "pg_ctl"), "-D", str(data), "-o", options,
                          "-l", str(data / "server.log"), "-w", "start"]),
         check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    return f"postgresql://postgres@127.0.0.1:{port}/postgres", data
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
 
-def stop_private(data: Path) -> None:
+def stop_server(data: Path, mode: str = "fast") -> None:
+    """Stop the server and keep its data directory: `mode` is pg_ctl's (`immediate` is a
+    crash: no checkpoint, recovery at the next start)."""
     with contextlib.suppress(subprocess.CalledProcessError, ConfigError):
         subprocess.run(
-            _as_server_user([str(bindir() / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
+            _as_server_user([str(bindir() / "pg_ctl"), "-D", str(data), "-m", mode, "stop"]),
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+
+def stop_private(data: Path) -> None:
+    """Stop the server and remove its data directory."""
+    stop_server(data)
     shutil.rmtree(data, ignore_errors=True)
 
 

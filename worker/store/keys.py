@@ -311,6 +311,7 @@ class Stat(StrEnum):
     CALLBACKS_CREATED = "callbacks:created"
     CALLBACKS_DELIVERED = "callbacks:delivered"
     CALLBACKS_DEAD = "callbacks:dead"
+    PDFS_FAILED = "pdfs:failed"  # PDFs given up after their last download attempt
 
     @staticmethod
     def jobs(status: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from worker.store.jobs import JobStore
-from worker.store.keys import DownField, LaneField
+from worker.store.keys import DownField, JobField, LaneField
 from worker.store.scripts import (
     Claims,
     DownWindow,
@@ -72,6 +72,16 @@ class QueueGauges:
     callbacks_dead: int
     down_until: float | None
     now: float  # Redis' clock
+    archive_backlog: int  # finished jobs whose row is not yet written (the `archive` schedule)
+    # The last change (epoch s) of the longest-waiting job among the archive's next entries:
+    # scores move ahead while a claim is retried, the job's own clock does not.
+    archive_oldest: float | None
+    pdf_backlog: int  # issued jobs whose PDFs are not yet kept (the `pdfs` schedule)
+
+
+# How many of the archive's next entries the gauges look at for the oldest one: claims
+# reorder the schedule, so the head alone may be a job that finished a second ago.
+ARCHIVE_AGE_SAMPLE = 50
 
 
 class LaneStore(JobStore):
@@ -284,7 +294,13 @@ class LaneStore(JobStore):
         pipe.hget(k.down, DownField.UNTIL)
         pipe.zcard(k.callbacks_dead)
         pipe.time()
-        stats, oldest, paused, ready, leased, cb_due, down_until, cb_dead, now = pipe.execute()
+        pipe.zcard(k.archive)
+        pipe.zrange(k.archive, 0, ARCHIVE_AGE_SAMPLE - 1)
+        pipe.zcard(k.pdfs)
+        (
+            stats, oldest, paused, ready, leased, cb_due, down_until, cb_dead, now,
+            archive_backlog, archive_next, pdf_backlog,
+        ) = pipe.execute()  # fmt: skip
         return QueueGauges(
             stats={name: int(value) for name, value in _hash(stats).items()},
             oldest_pending=float(oldest[0][1]) if oldest else None,
@@ -295,4 +311,17 @@ class LaneStore(JobStore):
             callbacks_dead=int(cb_dead),
             down_until=float(text(down_until)) if down_until else None,
             now=float(now[0]) + float(now[1]) / 1e6,
+            archive_backlog=int(archive_backlog),
+            archive_oldest=self._last_change([text(x) for x in archive_next]),
+            pdf_backlog=int(pdf_backlog),
         )
+
+    def _last_change(self, job_ids: list[str]) -> float | None:
+        """The earliest `updated` among these jobs (a record already gone is skipped)."""
+        if not job_ids:
+            return None
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.keys.job(job_id), JobField.UPDATED)
+        changes = [float(text(v)) for v in pipe.execute() if v]
+        return min(changes) if changes else None
