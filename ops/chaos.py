@@ -139,8 +139,7 @@ def submit(run: Run, envelopes: list[dict[str, Any]], batch: str) -> None:
             time.sleep(0.2)
     assert not report.refused, report.refused
     with run.lock:
-        # A retry after a Redis restart may find its job already queued by the attempt
-        # whose reply was lost: a duplicate then is this submission's own job.
+        # A retry after a Redis restart may find its own lost-reply attempt's job queued.
         for index, _ in [*report.accepted, *report.duplicates]:
             env = envelopes[index]
             key = (env["cuit"], env["invoice"]["comprobante"]["external_reference"])

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 PRODUCTION_API_URL = "https://www.tusfacturas.app/app/api/v2/"
 
@@ -92,8 +93,6 @@ class Settings(BaseSettings):
             return f"sqlite:///{(self.data_dir / 'archive.sqlite3').resolve()}"
         if self.archive_password_file is None:
             return self.archive_url
-        from sqlalchemy.engine import make_url
-
         password = self.archive_password_file.read_text(encoding="utf-8").strip()
         return make_url(self.archive_url).set(password=password).render_as_string(False)
 
