@@ -366,7 +366,8 @@ def test_job_result_keeps_its_keys_and_shows_extras_only_when_set(store: LaneSto
     result = JobResult.from_record(rec)
     doc = result.model_dump(mode="json")
     assert doc["status"] == "queued"
-    assert len(doc) == 31
+    assert len(doc) == 32
+    assert (doc["pdf_url"], doc["ticket_url"], doc["pdf_sha256"]) == (None, None, None)
     assert "paused_reason" not in doc
     assert "duplicate" not in doc
     result.paused_reason, result.paused_until = "closing", None
