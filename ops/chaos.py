@@ -46,6 +46,7 @@ from ops.testkit.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
 from ops.testkit.webhook_receiver import Receiver, running_receiver
 from producers.client import InvoiceQueue
 from worker.invoice.rules import argentina_today
+from worker.settings import Settings
 from worker.store.callbacks import Callbacks
 from worker.tenants import Tenants
 from worker.webhooks.publishing import delivery_id_for
@@ -262,7 +263,8 @@ def infrastructure(plan: Plan, workdir: Path) -> Iterator[Run]:
         redis_port=port,
         redis_pid=pid,
         sandbox=sandbox,
-        queue=InvoiceQueue(url, key_prefix=prefix),
+        # Its callbacks go to a receiver on 127.0.0.1, as the workers are told.
+        queue=InvoiceQueue(url, key_prefix=prefix, settings=Settings(callbacks_allow_private=True)),
         workers=workers,
         receiver=receiver,
     )
