@@ -8,6 +8,7 @@ delivery would refuse is refused at the Python API, with its field path.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from ops.testkit.examples import load_example
 from ops.testkit.harness import unique_prefix
 from ops.testkit.localredis import free_port
 from producers.client import InvoiceQueue
+from producers.http.app import create_app
 from worker.errors import InvalidJob
 from worker.invoice.rules import argentina_today
 from worker.runtime import Runtime
@@ -36,6 +38,7 @@ from worker.store.durability import (
     server_durability,
     waitaof_command,
 )
+from worker.tenants import Tenants
 from worker.webhooks import safe_http
 from worker.webhooks.safe_http import callback_url_refusal, literal_address
 
@@ -297,3 +300,13 @@ def test_an_unconfirmed_fsync_fails_the_submit_and_a_retry_returns_the_same_job(
     monkeypatch.undo()
     again = queue.submit(envelope())
     assert again.duplicate
+
+
+@pytest.mark.skipif(not SYSTEM_REDIS or REDIS_72 == SYSTEM_REDIS, reason="needs Redis < 7.2")
+def test_the_intake_warns_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with private_redis(SYSTEM_REDIS, tmp_path, "--appendonly", "yes") as client:
+        port = client.connection_pool.connection_kwargs["port"]
+        settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0")
+        with caplog.at_level(logging.WARNING):
+            create_app(settings, tenants=Tenants.from_dict({}))
+    assert any("no WAITAOF" in r.getMessage() for r in caplog.records), caplog.records
