@@ -40,7 +40,7 @@ from worker.store.jobs import (
 )
 from worker.store.keys import JobField, Keys
 from worker.store.lanes import LaneStore
-from worker.webhooks.safe_http import callback_url_refusal
+from worker.webhooks.safe_http import callback_url_errors
 
 log = logging.getLogger("tfq.producer")
 
@@ -90,12 +90,11 @@ class InvoiceQueue:
             envelope = envelope.model_dump(mode="json", exclude_none=True)
         env = validate_envelope(envelope, cf_threshold=self.settings.cf_identification_threshold)
         # Acknowledged means deliverable: a callback that delivery would refuse is refused now.
-        if env.callback_url is not None:
-            refusal = callback_url_refusal(
-                str(env.callback_url), allow_private=self.settings.callbacks_allow_private
-            )
-            if refusal:
-                raise InvalidJob([FieldError("callback_url", refusal)])
+        errors = callback_url_errors(
+            env.callback_url, allow_private=self.settings.callbacks_allow_private
+        )
+        if errors:
+            raise InvalidJob(errors)
         return env
 
     @property

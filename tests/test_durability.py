@@ -8,6 +8,7 @@ delivery would refuse is refused at the Python API, with its field path.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import re
@@ -26,6 +27,7 @@ import redis
 from ops.testkit.examples import load_example
 from ops.testkit.harness import unique_prefix
 from ops.testkit.localredis import free_port
+from producers.cli.enqueue import enqueue_file
 from producers.client import InvoiceQueue
 from producers.http.app import create_app
 from worker.errors import InvalidJob
@@ -310,3 +312,19 @@ def test_the_intake_warns_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixt
         with caplog.at_level(logging.WARNING):
             create_app(settings, tenants=Tenants.from_dict({}))
     assert any("no WAITAOF" in r.getMessage() for r in caplog.records), caplog.records
+
+
+def test_a_bulk_file_refuses_an_undeliverable_callback_at_its_line(
+    queue: InvoiceQueue, tmp_path: Path
+) -> None:
+    path = tmp_path / "jobs.jsonl"
+    lines = [envelope(PUBLIC, ref="DUR-F1"), envelope("http://0x7f.1/", ref="DUR-F2")]
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines), encoding="utf-8")
+    strict = enqueue_file(queue, path, strict=True)
+    assert strict.queued_nothing
+    assert [(line, [e.path for e in errors]) for line, errors in strict.refused] == [
+        (2, ["callback_url"])
+    ]
+    report = enqueue_file(queue, path)
+    assert [line for line, _ in report.accepted] == [1]
+    assert [line for line, _ in report.refused] == [2]

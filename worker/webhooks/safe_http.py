@@ -23,7 +23,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
-from worker.errors import TfqError
+from worker.errors import FieldError, TfqError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # One part of a numeric IPv4 host as inet_aton (so getaddrinfo, curl and browsers) reads
@@ -134,6 +134,14 @@ def callback_url_refusal(url: str, *, allow_private: bool) -> str:
     """
     refusal, _ = _url_refusal(url, allow_private=allow_private, cached=True)
     return refusal
+
+
+def callback_url_errors(url: object, *, allow_private: bool) -> list[FieldError]:
+    """A validated envelope's `callback_url` refusal as the field errors every door gives."""
+    if url is None:
+        return []
+    refusal = callback_url_refusal(str(url), allow_private=allow_private)
+    return [FieldError("callback_url", refusal)] if refusal else []
 
 
 def check_callback_url(url: str, *, allow_private: bool) -> None:
