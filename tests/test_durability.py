@@ -34,8 +34,10 @@ from worker.errors import InvalidJob
 from worker.invoice.rules import argentina_today
 from worker.runtime import Runtime
 from worker.settings import Settings
+from worker.store import jobs
 from worker.store.durability import (
     NotOnDisk,
+    ServerDurability,
     check_waitaof_reply,
     server_durability,
     waitaof_command,
@@ -328,3 +330,21 @@ def test_a_bulk_file_refuses_an_undeliverable_callback_at_its_line(
     report = enqueue_file(queue, path)
     assert [line for line, _ in report.accepted] == [1]
     assert [line for line, _ in report.refused] == [2]
+
+
+def test_the_wait_runs_in_the_enqueues_own_pipeline(
+    queue: InvoiceQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On this Redis (no WAITAOF) a script stands in for it, answering as WAITAOF does: the
+    enqueue script and the wait go down one connection, and the reply decides."""
+    monkeypatch.setattr(jobs, "server_durability", lambda r: ServerDurability((7, 4), True, "no"))
+    monkeypatch.setattr(jobs, "waitaof_command", lambda t: ("EVAL", "return {0, 0}", 0))
+    with pytest.raises(NotOnDisk):
+        queue.submit(envelope(ref="DUR-P1"))
+    first = queue.job_id(envelope()["cuit"], "DUR-P1")
+    assert first is not None  # queued, only not confirmed on disk
+    monkeypatch.setattr(jobs, "waitaof_command", lambda t: ("EVAL", "return {1, 0}", 0))
+    again = queue.submit(envelope(ref="DUR-P1"))
+    assert (again.job_id, again.duplicate) == (first, True)
+    report = queue.submit_many(envelope(ref=f"DUR-P{i}") for i in range(2, 700))
+    assert len(report.accepted) == 698
