@@ -13,6 +13,7 @@ case a corrected job is created and linked to it.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ from worker.errors import FieldError, InvalidJob, unencodable_path
 from worker.invoice.envelope import JobEnvelope, validate_envelope
 from worker.invoice.tables import TIPOS
 from worker.settings import Settings, get_settings
+from worker.store.durability import durability_warnings
 from worker.store.jobs import (
     FINAL,
     JobResult,
@@ -44,6 +46,9 @@ from worker.store.jobs import (
 )
 from worker.store.keys import JobField, Keys
 from worker.store.lanes import LaneStore
+from worker.webhooks.safe_http import callback_url_errors
+
+log = logging.getLogger("tfq.producer")
 
 CHUNK = 500  # jobs per enqueue script call
 
@@ -100,9 +105,33 @@ class InvoiceQueue:
     # --- submitting -----------------------------------------------------------------------
 
     def validate(self, envelope: dict[str, Any] | JobEnvelope) -> JobEnvelope:
+        """The envelope, checked; `InvalidJob` names every field refused and why."""
         if isinstance(envelope, JobEnvelope):
             envelope = envelope.model_dump(mode="json", exclude_none=True)
-        return validate_envelope(envelope, cf_threshold=self.settings.cf_identification_threshold)
+        env = validate_envelope(envelope, cf_threshold=self.settings.cf_identification_threshold)
+        # Acknowledged means deliverable: a callback that delivery would refuse is refused now.
+        errors = callback_url_errors(
+            env.callback_url, allow_private=self.settings.callbacks_allow_private
+        )
+        if errors:
+            raise InvalidJob(errors)
+        return env
+
+    @property
+    def _on_disk_within(self) -> float | None:
+        """How long an enqueue may wait for Redis' fsync; None: acknowledge from memory."""
+        if self.settings.ack_durability == "off":
+            return None
+        return self.settings.ack_durability_timeout_seconds
+
+    def durability_warnings(self) -> list[str]:
+        """Logs and returns what could lose acknowledged jobs (for a producer's start)."""
+        warnings = durability_warnings(
+            self.redis, ack_from_memory=self.settings.ack_durability == "off"
+        )
+        for warning in warnings:
+            log.warning(warning)
+        return warnings
 
     @staticmethod
     def _new_job(env: JobEnvelope) -> NewJob:
@@ -123,11 +152,14 @@ class InvoiceQueue:
         )
 
     def submit(self, envelope: dict[str, Any] | JobEnvelope, *, batch: str = "") -> Submitted:
-        """Queue one job; raises `InvalidJob` (with field paths) when it is refused, and
-        `InvalidBatchName` for a batch name outside `BATCH_NAME_RULE`."""
+        """Queue one job; raises `InvalidJob` (with field paths) when it is refused,
+        `InvalidBatchName` for a batch name outside `BATCH_NAME_RULE`, and `NotOnDisk`
+        when Redis did not confirm it on disk in time (it is queued: submit it again)."""
         check_batch_name(batch)
         env = self.validate(envelope)
-        (enqueued,) = self.store.enqueue([self._new_job(env)], batch)
+        (enqueued,) = self.store.enqueue(
+            [self._new_job(env)], batch, on_disk_within=self._on_disk_within
+        )
         return Submitted(enqueued.job_id, enqueued.duplicate, enqueued.previous_job_id or None)
 
     def submit_many(
@@ -137,7 +169,8 @@ class InvoiceQueue:
 
         A refused envelope never stops the others; duplicates (also within the input)
         return the existing job. A batch name outside `BATCH_NAME_RULE` refuses them all
-        (`InvalidBatchName`) before any is read.
+        (`InvalidBatchName`) before any is read. `NotOnDisk` when Redis did not confirm a
+        chunk on disk in time: it is queued, and submitting them all again is safe.
         """
         check_batch_name(batch)
         report = BatchReport()
@@ -164,7 +197,9 @@ class InvoiceQueue:
     def _flush(self, pending: list[tuple[int, NewJob]], batch: str, report: BatchReport) -> None:
         if not pending:
             return
-        results = self.store.enqueue([job for _, job in pending], batch)
+        results = self.store.enqueue(
+            [job for _, job in pending], batch, on_disk_within=self._on_disk_within
+        )
         for (index, _), enqueued in zip(pending, results, strict=True):
             (report.duplicates if enqueued.duplicate else report.accepted).append(
                 (index, enqueued.job_id)

@@ -1775,7 +1775,8 @@ def m_keep_callback(draw: Any, env: Any, h: Hostile) -> Mutation | None:
             [
                 "",
                 "https://shop.example/hooks/x?a=1&b=%20",
-                "http://127.0.0.1:8080/cb",
+                # Public: the client refuses internal callbacks (tests/test_durability.py).
+                "http://8.8.8.8:8080/cb",
                 "https://xn--ol-yja.example/ñ",
             ]
         )

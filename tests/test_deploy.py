@@ -232,6 +232,21 @@ def test_redis_keeps_jobs_appendonly_noeviction_on_a_volume(compose: dict[str, A
             assert url.startswith("redis://redis:6379/"), f"{name}: TFQ_REDIS_URL {url}"
 
 
+def test_an_acknowledged_job_is_on_disk(compose: dict[str, Any]) -> None:
+    """Issue 11: `appendfsync always`, or WAITAOF (Redis 7.2+) with acknowledgements from
+    memory turned off nowhere; the image is pinned to a version that has WAITAOF."""
+    svc = services(compose)["redis"]
+    image = str(svc["image"])
+    found = re.fullmatch(r"redis:(\d+)\.(\d+)(?:\.\d+)?(?:-[\w.]+)?", image)
+    assert found, f"pin the redis image to a minor version: {image}"
+    assert (int(found[1]), int(found[2])) >= (7, 2), f"{image} has no WAITAOF"
+    pairs = dict(itertools.pairwise(command(svc)))
+    for name, tfq in services(compose).items():
+        if ours(tfq):
+            assert environment(tfq).get("TFQ_ACK_DURABILITY", "auto") == "auto", name
+    assert pairs.get("--appendfsync") in ("always", "everysec"), pairs
+
+
 # --- profiles: production and demo ------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ from tests.conftest import MONO_CUIT, RI_CUIT
 from worker.invoice.rules import argentina_today
 from worker.settings import Settings
 from worker.store.callbacks import Callbacks
+from worker.store.durability import check_waitaof_reply
 from worker.tenants import Tenants
 
 SHOP_TOKEN = "shop-token-0123456789"  # may invoice for RI_CUIT only
@@ -333,6 +334,29 @@ def test_a_body_over_the_limit_is_a_413_by_length_and_while_streaming(intake: In
     assert intake.session.get(intake.url + "/healthz").status_code == 200
 
 
+def test_a_40_mb_body_gets_its_413_from_a_real_tfq_serve(tmp_path: Path, redis_url: str) -> None:
+    """Refused by its Content-Length before it is read, and the client, still writing,
+    reads the 413 problem rather than a connection reset (uvicorn discards the rest)."""
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text(
+        f'[[client]]\nname = "shop"\ntoken_sha256 = "{token_sha256(SHOP_TOKEN)}"\n'
+        f'cuits = ["{RI_CUIT}"]\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ, "TFQ_REDIS_URL": redis_url, "TFQ_TENANTS_FILE": str(tenants)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    served = IntakeProcess(env, workers=1, log_path=tmp_path / "intake.log")
+    big = b" " * (40 * 1000 * 1000)  # over the default 32 MiB
+    try:
+        served.wait_ready()
+        for headers in (auth(), {}):  # the size is refused before the token is looked at
+            resp = requests.post(served.url + "/v1/batches", data=big, headers=headers, timeout=60)
+            problem = assert_problem(resp, 413, "body-too-large")
+            assert str(32 * 1024 * 1024) in problem["detail"]
+    finally:
+        served.stop()
+
+
 def test_a_batch_over_the_job_limit_is_a_413(intake: Intake) -> None:
     jobs = [envelope("factura_dolares", ref=f"MANY-{i}") for i in range(MAX_BATCH + 1)]
     resp = intake.post("/v1/batches", {"batch": "too-many", "jobs": jobs})
@@ -539,6 +563,90 @@ def test_serve_with_two_workers_sums_their_counters(settings: Settings, tmp_path
             client.unlink(*keys)
         client.close()
     assert "Traceback" not in (tmp_path / "intake.log").read_text()
+
+
+# --- acknowledged means deliverable and durable -----------------------------------------------
+
+UNDELIVERABLE = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://localhost/hook",
+    "http://[::ffff:127.0.0.1]/",
+    "http://2130706433/",
+    "http://0177.0.0.1/",
+    "http://0x7f.1/",
+    "https://user:pass@8.8.8.8/hook",
+    "ftp://8.8.8.8/hook",
+]
+
+
+def test_an_undeliverable_callback_url_is_a_422_naming_callback_url(intake: Intake) -> None:
+    for i, url in enumerate(UNDELIVERABLE):
+        env = envelope(ref=f"CB-{i}")
+        env["callback_url"] = url
+        problem = assert_problem(intake.post("/v1/invoices", env), 422, "invalid-job")
+        assert paths(problem) == ["callback_url"], url
+    env = envelope(ref="CB-public")
+    env["callback_url"] = "https://8.8.8.8/hook"
+    assert intake.post("/v1/invoices", env).status_code == 201
+
+
+def test_a_batch_refuses_each_undeliverable_callback_url_and_queues_the_others(
+    intake: Intake,
+) -> None:
+    jobs = []
+    for i, url in enumerate(["https://8.8.8.8/hook", *UNDELIVERABLE, None]):
+        env = envelope(ref=f"CBB-{i}")
+        if url:
+            env["callback_url"] = url
+        jobs.append(env)
+    resp = intake.post("/v1/batches", {"batch": "callbacks", "jobs": jobs})
+    assert resp.status_code == 200, resp.text
+    results = resp.json()["results"]
+    assert [r["status"] for r in results] == ["accepted"] + ["refused"] * len(UNDELIVERABLE) + [
+        "accepted"
+    ]
+    for r in results[1:-1]:
+        assert [e["path"] for e in r["errors"]] == ["callback_url"]
+
+
+def test_allow_private_takes_a_local_callback_over_http(settings: Settings) -> None:
+    settings = settings.model_copy(update={"callbacks_allow_private": True})
+    queue = InvoiceQueue(settings=settings, key_prefix=settings.key_prefix)
+    app = create_app(settings, queue=queue, tenants=tenants_with_clients())
+    env = envelope(ref="CB-private")
+    env["callback_url"] = "http://127.0.0.1:8080/hook"
+    try:
+        with serving(app) as url:
+            resp = requests.post(url + "/v1/invoices", json=env, headers=auth(), timeout=30)
+            assert resp.status_code == 201, resp.text
+    finally:
+        queue.redis.delete(*queue.redis.keys(f"{settings.key_prefix}*"))
+        queue.redis.close()
+
+
+def test_an_unconfirmed_fsync_is_a_503_that_says_the_job_is_queued(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enqueue = intake.queue.store.enqueue
+
+    def unconfirmed(*args: Any, **kwargs: Any) -> Any:
+        enqueue(*args, **kwargs)
+        check_waitaof_reply([0, 0], 5.0)
+
+    monkeypatch.setattr(intake.queue.store, "enqueue", unconfirmed)
+    for path, body in (
+        ("/v1/invoices", envelope(ref="FS-1")),
+        ("/v1/batches", {"batch": "fsync", "jobs": [envelope(ref="FS-2")]}),
+    ):
+        resp = intake.post(path, body)
+        problem = assert_problem(resp, 503, "not-on-disk")
+        assert resp.headers["retry-after"]
+        assert "queued" in problem["detail"]
+        assert "same job" in problem["detail"]
+    monkeypatch.undo()
+    resp = intake.post("/v1/invoices", envelope(ref="FS-1"))  # the retry: the same job
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["duplicate"]
 
 
 # --- failures: Redis down, an unexpected error ------------------------------------------------

@@ -27,6 +27,7 @@ from ops.testkit.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
 from ops.testkit.webhook_receiver import running_receiver
 from producers.client import InvoiceQueue
 from worker.invoice.rules import argentina_today
+from worker.settings import Settings
 from worker.tenants import Tenants
 from worker.tusfacturas.client import TusFacturasClient
 
@@ -100,7 +101,9 @@ def run(afip: SandboxProcess, tenants_path: Path, redis_url: str, tmp_path: Path
     env = worker_env(
         redis_url, afip.api_url, tenants_path, prefix=prefix, gap_seconds=GAP, batch_max=1
     )
-    queue = InvoiceQueue(redis_url, key_prefix=prefix)
+    # Callbacks go to a receiver on 127.0.0.1 (test_callbacks_end_to_end).
+    settings = Settings(callbacks_allow_private=True)
+    queue = InvoiceQueue(redis_url, key_prefix=prefix, settings=settings)
     yield Run(afip, queue, env, [], tmp_path)
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(f"{prefix}*", count=1000):

@@ -19,6 +19,7 @@ from ops.testkit.tenantgen import REAL_PDV, TEST_PDV, make_cuits, write_tenants
 from ops.testkit.webhook_receiver import running_receiver
 from producers.client import InvoiceQueue
 from worker.invoice.rules import argentina_today
+from worker.settings import Settings
 from worker.tenants import Tenants
 
 
@@ -70,7 +71,10 @@ def test_no_secret_anywhere_after_a_faulty_batch(redis_url: str, tmp_path: Path)
             redis_url, sandbox.api_url, tenants_path, prefix=prefix, gap_seconds=0.2,
             log_format="json", log_level="DEBUG", callbacks_allow_private=1,
         )  # fmt: skip
-        queue = InvoiceQueue(redis_url, key_prefix=prefix)
+        # The receiver listens on 127.0.0.1: private callbacks are allowed here, as for the worker.
+        queue = InvoiceQueue(
+            redis_url, key_prefix=prefix, settings=Settings(callbacks_allow_private=True)
+        )
         base = load_example("factura_b", argentina_today())
         envelopes: list[dict[str, Any]] = []
         for cuit in cuits:

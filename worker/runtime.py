@@ -16,6 +16,7 @@ from worker.archive.results import ArchivedResults
 from worker.errors import ConfigError
 from worker.settings import Settings
 from worker.store.callbacks import Callbacks
+from worker.store.durability import durability_warnings
 from worker.store.keys import DownField, Keys
 from worker.store.lanes import LaneStore
 from worker.submit import Sender
@@ -116,24 +117,11 @@ class Runtime:
         return self.client.estado_servicios(tenants[0].pdv[0]).ok
 
     def check_redis_durability(self) -> list[str]:
-        """Warnings when Redis could lose or evict jobs (production wants AOF + noeviction)."""
-        warnings = []
-        try:
-            raw = {
-                **self.redis.config_get("appendonly"),
-                **self.redis.config_get("maxmemory-policy"),
-            }
-        except redis.RedisError:
-            return ["could not read Redis' configuration (CONFIG GET refused)"]
-        cfg = {_text(k): _text(v) for k, v in raw.items()}
-        if cfg.get("appendonly") != "yes":
-            warnings.append("Redis runs without appendonly: a restart can lose queued jobs")
-        if cfg.get("maxmemory-policy") != "noeviction":
-            warnings.append("Redis maxmemory-policy is not noeviction: jobs could be evicted")
+        """Warnings when Redis could lose or evict jobs: production wants AOF, noeviction
+        and acknowledgements on disk (WAITAOF on Redis 7.2+, else appendfsync always)."""
+        warnings = durability_warnings(
+            self.redis, ack_from_memory=self.settings.ack_durability == "off"
+        )
         for w in warnings:
             log.warning(w)
         return warnings
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     pdf_max_regenerations: int = Field(2, ge=0)
     pdf_visibility_seconds: float = Field(300.0, gt=0)
     archive_visibility_seconds: float = Field(120.0, gt=0)
+    # Acknowledged means durable (issue 11): with `auto` a job is acknowledged only once
+    # Redis has it on disk (WAITAOF on Redis >= 7.2 with AOF, waiting at most
+    # ack_durability_timeout_seconds; older Redis must run `appendfsync always`, or the
+    # start warns). `off` acknowledges from memory, for benchmarks and tests that choose it.
+    ack_durability: Literal["auto", "off"] = "auto"
+    ack_durability_timeout_seconds: float = Field(5.0, gt=0)
 
     @property
     def archive_database_url(self) -> str:

@@ -33,6 +33,7 @@ from ops.sandbox.server import SandboxProcess
 from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from producers.client import InvoiceQueue
 from worker.invoice.rules import argentina_today
+from worker.settings import Settings
 from worker.store.scripts import text
 
 
@@ -209,7 +210,11 @@ def scenario(
             )
             for i in range(workers or bench.workers)
         ]
-        queue = InvoiceQueue(bench.redis_url, key_prefix=prefix)
+        queue = InvoiceQueue(
+            bench.redis_url,
+            key_prefix=prefix,
+            settings=Settings(callbacks_allow_private=sink is not None),  # a local sink
+        )
         run = Run(bench, label, prefix, cuits, sb, queue, procs, sink)
         stack.callback(_cleanup_run, run)
         for w in procs:

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from worker.errors import FieldError, InvalidJob, field_errors
 from worker.invoice.envelope import JobEnvelope, validate_envelope
+from worker.settings import get_settings
+from worker.webhooks.safe_http import callback_url_errors
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,12 @@ def validate_job(
         return None, list(exc.errors)
     except ValidationError as exc:  # the contract says InvalidJob; stay safe anyway
         return None, field_errors(exc)
+    # As InvoiceQueue.validate refuses it, so `tfq check` and `--strict` see it first.
+    refused = callback_url_errors(
+        env.callback_url, allow_private=get_settings().callbacks_allow_private
+    )
+    if refused:
+        return None, refused
     first = seen.setdefault(env.key, line)
     if first != line:
         reason = f"duplicate of line {first} (same cuit and external_reference)"

@@ -50,6 +50,7 @@ def create_app(
             health_check_interval=30,
         )
         queue = InvoiceQueue(settings=settings, client=client)
+    queue.durability_warnings()  # logged at start: what could lose acknowledged jobs
     if tenants is None:
         if settings.tenants_file is None:
             raise ConfigError(

@@ -25,6 +25,7 @@ from producers.http.schemas import (
 from worker.archive.pdfs import PdfKind
 from worker.errors import FieldError, InvalidJob
 from worker.store import admin
+from worker.store.durability import NotOnDisk
 from worker.store.errors import StoreError
 from worker.store.jobs import JobResult
 
@@ -81,6 +82,8 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
             raise forbidden()
         try:
             submitted = queue.submit(envelope)
+        except NotOnDisk as exc:
+            raise not_on_disk(exc) from None
         except InvalidJob as exc:
             intake.envelopes.labels("refused").inc()
             raise Problem(
@@ -141,7 +144,10 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
                 slug="forbidden-batch",
                 errors=[FieldError("batch", "in use by another client")],
             )
-        report = queue.submit_many(jobs, batch=body.batch)
+        try:
+            report = queue.submit_many(jobs, batch=body.batch)
+        except NotOnDisk as exc:
+            raise not_on_disk(exc) from None
         results: list[dict[str, Any]] = [{} for _ in jobs]
         for index, job_id in report.accepted:
             results[index] = {"index": index, "status": "accepted", "job_id": job_id}
@@ -265,6 +271,16 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
     )
     def metrics() -> Response:
         return Response(generate_latest(intake.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def not_on_disk(exc: NotOnDisk) -> Problem:
+    """Not acknowledged: the job is queued in Redis, but its fsync was not confirmed."""
+    return Problem(
+        503,
+        f"not acknowledged: {exc}",
+        slug="not-on-disk",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
 
 
 def _apply_idempotency_key(envelope: dict[str, Any], key: str) -> None:

@@ -27,6 +27,12 @@ from redis.commands.core import Script
 
 from worker.errors import TfqError
 from worker.invoice.envelope import JobEnvelope
+from worker.store.durability import (
+    check_waitaof_reply,
+    forget_server,
+    server_durability,
+    waitaof_command,
+)
 from worker.store.keys import BatchField, JobField, Keys
 from worker.store.scripts import Enqueued, read_enqueue, register, text
 
@@ -351,12 +357,33 @@ class JobStore:
 
     # --- writes (each one script) -------------------------------------------------------
 
-    def enqueue(self, jobs: list[NewJob], batch: str = "") -> list[Enqueued]:
-        """What happened to each job, in the order given."""
-        args: list[Any] = [check_batch_name(batch)]
+    def enqueue(
+        self, jobs: list[NewJob], batch: str = "", *, on_disk_within: float | None = None
+    ) -> list[Enqueued]:
+        """What happened to each job, in the order given.
+
+        With `on_disk_within` (seconds), answer only once Redis has the jobs on disk:
+        where the server has WAITAOF, wait for it on the enqueue's own connection and
+        raise `NotOnDisk` when the fsync did not happen in time (the jobs stay queued).
+        """
+        args: list[Any] = [self.p, check_batch_name(batch)]
         for j in jobs:
             args += [j.id, j.cuit, j.external_reference, j.punto_venta, j.tipo, j.envelope]
-        return read_enqueue(self.run_script("enqueue", *args))
+        if on_disk_within is None or not server_durability(self.r).waitaof:
+            return read_enqueue(self._scripts["enqueue"](args=args))
+        # WAITAOF waits for the writes of its own connection: one pipeline, one connection.
+        pipe = self.r.pipeline(transaction=False)
+        self._scripts["enqueue"](args=args, client=pipe)
+        pipe.execute_command(*waitaof_command(on_disk_within))  # type: ignore[no-untyped-call]
+        try:
+            reply, synced = pipe.execute()
+        except redis.ResponseError as exc:
+            if "appendonly" not in str(exc).lower():
+                raise
+            forget_server(self.r)  # AOF was turned off since: ask the server again
+            synced = None
+        check_waitaof_reply(synced, on_disk_within)
+        return read_enqueue(reply)
 
     def transition(
         self,

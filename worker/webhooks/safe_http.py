@@ -1,10 +1,19 @@
-"""Outbound HTTP that cannot be pointed inside (SSRF): callback URLs are checked before
-sending, and the address actually connected to is checked again before a byte is sent."""
+"""Callback URLs that cannot be pointed inside (SSRF), checked at both ends.
+
+The intake refuses a `callback_url` that could never be delivered (`callback_url_refusal`):
+not http(s), with a user name or password, or reaching a loopback, private, link-local,
+unspecified, multicast or reserved address in any spelling of it, or a name that resolves
+to such an address. Delivery checks the URL again (`check_callback_url`) and then the
+address it actually connected to, before a byte is sent (`PublicOnlyAdapter`).
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+import time
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,14 +23,24 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
-from worker.errors import TfqError
+from worker.errors import FieldError, TfqError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# One part of a numeric IPv4 host as inet_aton (so getaddrinfo, curl and browsers) reads
+# it: decimal, octal after a leading 0, hex after 0x. `0177.0.0.1`, `0x7f.1` and
+# `2130706433` all mean 127.0.0.1.
+_INET_ATON_PART = re.compile(r"^(0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*)$")
+# How long the intake trusts a DNS answer: bulk intake resolves each host once, not once
+# per envelope; delivery resolves afresh and checks the connected address anyway.
+DNS_CACHE_SECONDS = 60.0
+DNS_CACHE_HOSTS = 1024
 
 
 class UnsafeCallbackURL(TfqError, ValueError):
     """The URL points at a private, loopback, link-local or otherwise internal address."""
 
 
-def _internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def _internal(ip: IPAddress) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
         mapped = ip.ipv4_mapped or ip.sixtofour
         if mapped is not None:
@@ -37,35 +56,102 @@ def _internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
-def check_callback_url(url: str, *, allow_private: bool, resolve: bool = True) -> None:
-    """Refuse URLs that are not http(s) or that reach internal addresses (also via DNS)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeCallbackURL("callback_url must be an http or https URL with a host")
-    if allow_private:
-        return
-    host = parts.hostname
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
-        ".localhost"
-    ):
-        raise UnsafeCallbackURL("callback_url points at localhost")
+def _aton_number(part: str) -> int:
+    if part[:2].lower() == "0x":
+        return int(part[2:] or "0", 16)
+    return int(part, 8) if len(part) > 1 and part.startswith("0") else int(part)
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a host names without DNS, in any spelling: IPv6, dotted IPv4, or
+    inet_aton's shortened, decimal, octal and hex forms. None for a name."""
     try:
-        literal = ipaddress.ip_address(host)
+        return ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        literal = None
-    if literal is not None:
-        if _internal(literal):
-            raise UnsafeCallbackURL("callback_url points at an internal address")
-        return
-    if not resolve:
-        return
+        pass
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4 or not all(_INET_ATON_PART.match(p) for p in parts):
+        return None
+    *head, last = [_aton_number(p) for p in parts]
+    if any(n > 255 for n in head) or last >= 256 ** (4 - len(head)):
+        return None  # not an address; getaddrinfo would not take it as one either
+    value = last
+    for i, n in enumerate(head):
+        value += n << (24 - 8 * i)
+    return ipaddress.IPv4Address(value)
+
+
+def _resolve(host: str, port: int) -> tuple[str, ...]:
+    """The addresses `host` resolves to now; () when it does not resolve."""
     try:
-        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror:
-        raise UnsafeCallbackURL("callback_url's host does not resolve") from None
-    for info in infos:
-        if _internal(ipaddress.ip_address(info[4][0])):
-            raise UnsafeCallbackURL("callback_url's host resolves to an internal address")
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return ()
+    return tuple(str(info[4][0]) for info in infos)
+
+
+@lru_cache(maxsize=DNS_CACHE_HOSTS)
+def _resolve_cached(host: str, port: int, period: int) -> tuple[str, ...]:
+    return _resolve(host, port)  # `period` only ages the entry out
+
+
+def _url_refusal(url: str, *, allow_private: bool, cached: bool) -> tuple[str, bool]:
+    """Why `url` cannot be a callback ("" when it can) and whether its host resolves."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".").lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "is not a valid URL", True
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be an http or https URL with a host", True
+    if parts.username is not None or parts.password is not None:
+        return "must not carry a user name or password (sign callbacks instead)", True
+    if allow_private:
+        return "", True
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return "points at localhost", True
+    literal = literal_address(host)
+    if literal is not None:
+        refusal = "points at an internal address" if _internal(literal) else ""
+        return refusal, True
+    if cached:
+        addresses = _resolve_cached(host, port, int(time.monotonic() // DNS_CACHE_SECONDS))
+    else:
+        addresses = _resolve(host, port)
+    if any(_internal(ipaddress.ip_address(a.split("%", 1)[0])) for a in addresses):
+        return "its host resolves to an internal address", True
+    return "", bool(addresses)
+
+
+def callback_url_refusal(url: str, *, allow_private: bool) -> str:
+    """Why the intake refuses `url` as a callback_url, or "" when it takes it.
+
+    A name that does not resolve at all is taken: DNS may be down for a moment, or the
+    name not published yet, and delivery retries for hours. A name that resolves to an
+    internal address is refused, since delivery would refuse it (and dead-letter the
+    invoice's callback). Answers are cached for DNS_CACHE_SECONDS.
+    """
+    refusal, _ = _url_refusal(url, allow_private=allow_private, cached=True)
+    return refusal
+
+
+def callback_url_errors(url: object, *, allow_private: bool) -> list[FieldError]:
+    """A validated envelope's `callback_url` refusal as the field errors every door gives."""
+    if url is None:
+        return []
+    refusal = callback_url_refusal(str(url), allow_private=allow_private)
+    return [FieldError("callback_url", refusal)] if refusal else []
+
+
+def check_callback_url(url: str, *, allow_private: bool) -> None:
+    """Delivery's check, resolving afresh: raises `UnsafeCallbackURL` for a URL that is
+    not http(s), carries userinfo, reaches an internal address, or does not resolve."""
+    refusal, resolves = _url_refusal(url, allow_private=allow_private, cached=False)
+    if refusal:
+        raise UnsafeCallbackURL(f"callback_url {refusal}")
+    if not resolves:
+        raise UnsafeCallbackURL("callback_url's host does not resolve")
 
 
 class InternalPeerError(NewConnectionError):
