@@ -304,7 +304,6 @@ def infrastructure(plan: Plan, workdir: Path) -> Iterator[Run]:
         redis_port=port,
         redis_pid=pid,
         sandbox=sandbox,
-        # Its callbacks go to a receiver on 127.0.0.1, as the workers are told.
         queue=InvoiceQueue(url, key_prefix=prefix, settings=Settings(callbacks_allow_private=True)),
         workers=workers,
         receiver=receiver,
