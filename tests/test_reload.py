@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +91,7 @@ def test_a_changed_file_is_taken_and_its_secrets_are_filtered_first(tmp_path: Pa
     [
         ("[[tenant]\ncuit = ", "not valid TOML"),
         (tenants_toml(RI_679, pdv=0), "tenant[1].pdv[0].punto_venta"),
+        ("", "no [[tenant]] and no [[client]]"),
     ],
 )
 def test_a_bad_file_keeps_the_old_one_and_says_why(
@@ -172,6 +176,65 @@ def test_the_intake_takes_added_tokens_and_drops_removed_ones(
         metrics = requests.get(f"{url}/metrics", timeout=5).text
         assert "tfq_tenants_file_valid 1.0" in metrics
         assert 'tfq_tenants_reloads_total{outcome="ok"}' in metrics
+
+
+# --- SIGHUP ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hup_process(queue: InvoiceQueue, tmp_path: Path) -> Iterator[Any]:
+    """Starts `tfq ARGS` with a tenants file of its own; stops it after the test."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
+        path, log_path = tmp_path / "tenants.toml", tmp_path / "tfq.log"
+        path.write_text(tenants_toml(RI_679, tokens=(OLD_TOKEN,)))
+        env = worker_env(
+            queue.settings.redis_url, "http://127.0.0.1:9", path, prefix=queue.settings.key_prefix
+        )
+        with log_path.open("ab") as out:
+            cmd = [sys.executable, "-m", "producers.cli", *args]
+            procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT))
+        return procs[-1], path, log_path
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_sighup_makes_a_dispatcher_reread_the_file(hup_process: Any) -> None:
+    proc, path, log_path = hup_process("dispatcher")
+    assert wait_until(lambda: "dispatcher running" in log_path.read_text(), 30)
+    proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: f"tenants file {path} reloaded" in log_path.read_text(), 10)
+    path.write_text("[[tenant]\n")  # in place, as under compose
+    assert wait_until(lambda: f"tenants file {path} refused" in log_path.read_text(), 10)
+    assert proc.poll() is None
+
+
+def test_sighup_and_a_new_file_reach_a_running_intake(hup_process: Any) -> None:
+    port = free_port()
+    proc, path, log_path = hup_process("serve", "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+
+    def status(token: str) -> int:
+        auth = {"Authorization": f"Bearer {token}"}
+        return requests.get(f"{url}/v1/invoices/no-such-job", headers=auth, timeout=5).status_code
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/healthz", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    assert wait_until(up, 30, 0.1), log_path.read_text()
+    proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: f"tenants file {path} reloaded" in log_path.read_text(), 10)
+    replace_file(path, tenants_toml(RI_679, tokens=(NEW_TOKEN,)))
+    assert wait_until(lambda: status(NEW_TOKEN) == 404, 10, 0.1)
+    assert status(OLD_TOKEN) == 401
+    assert proc.poll() is None
 
 
 # --- a running worker ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from worker.errors import FieldError
 from worker.logs import SECRET_FILTER
 from worker.metrics import TENANTS_FILE_VALID, TENANTS_RELOADS
 from worker.tenants import Pdv, Tenant, Tenants, TenantsFileError
@@ -37,6 +38,14 @@ class TenantLookup(Protocol):
     def pdv(self, cuit: str, punto_venta: int) -> Pdv: ...
 
     def gap_seconds(self, cuit: str, default: float) -> float: ...
+
+
+# A file caught between truncation and write reads as empty, valid TOML: never take it.
+EMPTIED = FieldError("", "lists no [[tenant]] and no [[client]] (half-written?)")
+
+
+def _empty(tenants: Tenants) -> bool:
+    return not tenants.tenants and not tenants.intake_callers
 
 
 def _stamp(path: Path) -> Stamp | None:
@@ -105,6 +114,8 @@ class LiveTenants:
                 return None
             try:
                 tenants = self._load()
+                if self._tenants is not None and _empty(tenants) and not _empty(self._tenants):
+                    raise TenantsFileError(self.path, [EMPTIED])
             except TenantsFileError as exc:
                 self._stamp = stamp  # report a bad file once, not every second
                 TENANTS_FILE_VALID.set(0)
