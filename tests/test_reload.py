@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from prometheus_client import REGISTRY
 
 from ops.sandbox.server import SandboxProcess, free_port
 from ops.testkit.examples import factura_b_jobs
@@ -25,7 +26,6 @@ from producers.http.auth import token_sha256
 from tests.conftest import MONO_CUIT, RI_CUIT, TENANTS_FILE
 from tests.test_http import serving
 from worker.logs import SECRET_FILTER
-from worker.metrics import TENANTS_FILE_VALID, TENANTS_RELOADS
 from worker.settings import Settings
 from worker.store.jobs import JobStatus
 from worker.tenants import Tenants, TenantsFileError
@@ -55,6 +55,10 @@ def tenants_toml(
     return text
 
 
+def sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
 def replace_file(path: Path, text: str) -> None:
     """What an operator's deploy does: a new file renamed over the old one."""
     tmp = path.with_suffix(".new")
@@ -79,7 +83,7 @@ def test_a_changed_file_is_taken_and_its_secrets_are_filtered_first(tmp_path: Pa
     assert live.pdv(RI_CUIT, 679).apitoken.get_secret_value() == "rotated-apitoken-for-ri"
     assert seen == [live.current]
     assert "rotated-apitoken-for-ri" in SECRET_FILTER.secrets
-    assert TENANTS_FILE_VALID._value.get() == 1
+    assert sample("tfq_tenants_file_valid") == 1
     # The secrets of a file no longer in force stay filtered (late lines of old calls).
     replace_file(path, tenants_toml(RI_679))
     assert live.reload() is True
@@ -101,21 +105,21 @@ def test_a_bad_file_keeps_the_old_one_and_says_why(
     path.write_text(tenants_toml(RI_679))
     live = LiveTenants(path)
     before = live.current
-    refused = TENANTS_RELOADS.labels("invalid")._value.get()
+    refused = sample("tfq_tenants_reloads_total", outcome="invalid") or 0
     replace_file(path, text)
     with caplog.at_level(logging.ERROR, logger="tfq.tenants"):
         assert live.reload() is False
         assert live.reload() is None  # said once, not every second
     assert live.current is before
-    assert TENANTS_FILE_VALID._value.get() == 0
-    assert TENANTS_RELOADS.labels("invalid")._value.get() == refused + 1
+    assert sample("tfq_tenants_file_valid") == 0
+    assert sample("tfq_tenants_reloads_total", outcome="invalid") == refused + 1
     (line,) = [r.getMessage() for r in caplog.records]
     assert str(path) in line
     assert reason in line
     assert RI_679["apitoken"] not in line
     replace_file(path, tenants_toml(RI_679))
     assert live.reload() is True
-    assert TENANTS_FILE_VALID._value.get() == 1
+    assert sample("tfq_tenants_file_valid") == 1
 
 
 def test_the_first_load_of_a_bad_file_fails_loudly(tmp_path: Path) -> None:
