@@ -22,7 +22,7 @@ from prometheus_client import start_http_server
 
 from worker.celery_app import CALLBACK_QUEUE, SEND_QUEUE, make_dispatcher, runtime
 from worker.celery_app import app as celery_app
-from worker.logs import SECRET_FILTER, configure_logging
+from worker.logs import configure_logging
 from worker.settings import get_settings
 
 Queues = Literal["all", "send", "callbacks"]
@@ -55,7 +55,10 @@ def run_worker(
     if queues not in QUEUES:
         raise ValueError(f"queues must be one of {', '.join(QUEUES)}, not {queues!r}")
     setup_logging()
-    SECRET_FILTER.add(runtime.tenants.all_secrets())  # also fails fast without a tenants file
+    # Fails fast without a good tenants file; its secrets join the log filter on loading.
+    # Celery owns SIGHUP here (a restart, when detached): the watcher notices a new file.
+    runtime.tenants.current  # noqa: B018
+    runtime.tenants.watch()
     runtime.check_redis_durability()
     if runtime.settings.metrics_port:
         # This worker's API calls and held sends; the queue's state is the intake's.
@@ -106,11 +109,14 @@ def _callback_worker(concurrency: int, loglevel: str) -> subprocess.Popen[bytes]
 
 def run_dispatcher() -> None:
     """Run a dispatcher on its own until SIGTERM or Ctrl-C: it claims ready lanes and
-    publishes their send tasks."""
+    publishes their send tasks. SIGHUP re-reads the tenants file."""
     setup_logging()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if runtime.settings.tenants_file is not None:  # the PDF keeper and health probes use it
+        runtime.tenants.reload_on_sighup()
+        runtime.tenants.watch()
     runtime.keeper_loop().start_thread()
     make_dispatcher().run(stop)
 

@@ -3,7 +3,8 @@
 Two kinds:
 - in-process counters of a worker: API calls by endpoint and outcome class with their
   latency, and sends held back (by a CUIT's gap or by account pacing); served by each
-  `tfq worker` on TFQ_METRICS_PORT;
+  `tfq worker` on TFQ_METRICS_PORT; with the tenants file's validity and reloads (also
+  served by the intake);
 - the queue's state, read from Redis at scrape time (`QueueCollector`): jobs by status,
   queued jobs and the oldest one's age, unknown jobs, paused lanes, callbacks pending and
   dead-lettered, the archive's and the PDF keeper's backlogs and the PDFs given up.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -39,6 +40,19 @@ SENDS_HELD = Counter(
     "Sends held back at the last check: by the CUIT's gap or by account pacing",
     ["reason"],
 )
+# The tenants file of this process (worker, dispatcher, intake): a refused reload leaves
+# the previous file in force, so 0 means "edited, but not taken".
+TENANTS_FILE_VALID = Gauge(
+    "tfq_tenants_file_valid",
+    "1 when the tenants file last read was valid; 0 when a reload was refused",
+    multiprocess_mode="mostrecent",
+)
+TENANTS_RELOADS = Counter(
+    "tfq_tenants_reloads",
+    "Reloads of a changed tenants file by outcome (ok, invalid)",
+    ["outcome"],
+)
+TENANTS_METRICS = (TENANTS_FILE_VALID, TENANTS_RELOADS)
 
 
 class QueueCollector(Collector):

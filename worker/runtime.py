@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from functools import cached_property
 
 import redis
@@ -20,11 +21,14 @@ from worker.store.durability import durability_warnings
 from worker.store.keys import DownField, Keys
 from worker.store.lanes import LaneStore
 from worker.submit import Sender
-from worker.tenants import Tenants
+from worker.tenants import Tenants, UnknownPdv
+from worker.tenants_live import LiveTenants
 from worker.tusfacturas.client import TusFacturasClient
 from worker.webhooks.delivery import Deliverer
 
 log = logging.getLogger("tfq.runtime")
+# How the send path pauses a lane whose PDV the tenants file lacks (UnknownPdv's message).
+UNKNOWN_PDV_PAUSE = re.compile(r"punto de venta (\d+) in the tenants file")
 
 
 class Runtime:
@@ -46,10 +50,33 @@ class Runtime:
         return LaneStore(self.redis, self.keys)
 
     @cached_property
-    def tenants(self) -> Tenants:
+    def tenants(self) -> LiveTenants:
+        """The tenants file in force, loaded on first use; long-running processes `watch` it."""
         if self.settings.tenants_file is None:
             raise ConfigError("TFQ_TENANTS_FILE is not set: the worker needs the tenants file")
-        return Tenants.load(self.settings.tenants_file)
+        live = LiveTenants(self.settings.tenants_file)
+        live.subscribe(self.resume_lanes_now_known)
+        return live
+
+    def resume_lanes_now_known(self, tenants: Tenants) -> list[str]:
+        """Resume the lanes paused because their PDV was not in the tenants file, now that
+        it is (every process with a send path does this after its own reload, so a lane a
+        worker with the old file paused again is resumed once that worker has the new one)."""
+
+        def now_known(cuit: str, reason: str) -> bool:
+            found = UNKNOWN_PDV_PAUSE.search(reason)
+            if found is None:
+                return False
+            try:
+                tenants.pdv(cuit, int(found.group(1)))
+            except UnknownPdv:
+                return False
+            return True
+
+        resumed = self.store.resume_paused(now_known)
+        if resumed:
+            log.warning("lanes resumed: their PDV is in the tenants file", extra={"cuits": resumed})
+        return resumed
 
     @cached_property
     def client(self) -> TusFacturasClient:
@@ -111,7 +138,7 @@ class Runtime:
         down = self.store.down()
         if "maintenance" in down.get(DownField.REASON, "").lower():
             return False
-        tenants = self.tenants.tenants
+        tenants = self.tenants.current.tenants
         if not tenants:
             return False
         return self.client.estado_servicios(tenants[0].pdv[0]).ok

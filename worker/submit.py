@@ -32,7 +32,8 @@ from worker.store.jobs import FINAL, Job, JobStatus, fingerprint
 from worker.store.keys import JobField, LaneField
 from worker.store.lanes import LaneStore
 from worker.store.scripts import Verdict
-from worker.tenants import Pdv, Tenants, UnknownPdv
+from worker.tenants import Pdv, UnknownPdv
+from worker.tenants_live import TenantLookup
 from worker.tusfacturas.client import CONSULTA_AVANZADA, NUMERACION, TusFacturasClient
 from worker.tusfacturas.errors import ServiceDownError, TusFacturasError
 from worker.tusfacturas.replies import IssuedInvoice
@@ -151,7 +152,7 @@ class Sender(OutcomeRecorder):
         self,
         store: LaneStore,
         client: TusFacturasClient,
-        tenants: Tenants,
+        tenants: TenantLookup,
         settings: Settings,
         lease_seconds: float = 60.0,
     ):

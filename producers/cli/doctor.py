@@ -29,7 +29,7 @@ def doctor(
 
     runtime = Runtime(get_settings())
     tipos = tipo or ["FACTURA B"]
-    billed = cost(runtime.tenants, tipos)
+    billed = cost(runtime.tenants.current, tipos)
     if not yes and not as_json and sys.stdin.isatty():
         typer.confirm(
             f"tfq doctor makes {billed} billed requests (numeracion, one per PDV and tipo; "
@@ -38,7 +38,7 @@ def doctor(
         )
     with store_errors(as_json):
         warnings = runtime.check_redis_durability()
-    report = run_doctor(runtime.client, runtime.tenants, tipos, warnings)
+    report = run_doctor(runtime.client, runtime.tenants.current, tipos, warnings)
     if as_json:
         print_json(report.as_dict())
     else:

@@ -15,16 +15,17 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from producers.client import InvoiceQueue
-from producers.http.auth import Caller
+from producers.http.auth import callers_of
 from producers.http.context import Intake
 from producers.http.middleware import IntakeMiddleware
 from producers.http.problems import PROBLEM_JSON, install_error_handlers
 from producers.http.routes import install_routes
 from worker.errors import ConfigError
 from worker.invoice.envelope import JobEnvelope
-from worker.metrics import queue_registry
+from worker.metrics import TENANTS_METRICS, queue_registry
 from worker.settings import Settings, get_settings
 from worker.tenants import Tenants
+from worker.tenants_live import LiveTenants
 
 log = logging.getLogger("tfq.intake")
 
@@ -38,9 +39,10 @@ def create_app(
     settings: Settings | None = None,
     *,
     queue: InvoiceQueue | None = None,
-    tenants: Tenants | None = None,
+    tenants: Tenants | LiveTenants | None = None,
 ) -> FastAPI:
-    """The intake over `queue` (default: from the settings) for the `tenants`' clients."""
+    """The intake over `queue` (default: from the settings) for the `tenants`' clients;
+    with `LiveTenants`, a reloaded file's `[[client]]`s take over at once."""
     settings = settings or get_settings()
     if queue is None:
         client = redis.Redis.from_url(
@@ -56,10 +58,8 @@ def create_app(
             raise ConfigError(
                 "TFQ_TENANTS_FILE is not set: the intake needs the tenants file's [[client]]s"
             )
-        tenants = Tenants.load(settings.tenants_file)
-    callers = [Caller(c.name, c.token_sha256, frozenset(c.cuits)) for c in tenants.intake_callers]
-    if not callers:
-        log.warning("the tenants file has no [[client]]: every /v1 request will get 401")
+        tenants = LiveTenants(settings.tenants_file)
+    live = tenants if isinstance(tenants, LiveTenants) else LiveTenants.fixed(tenants)
 
     # What /metrics serves: the queue's state from Redis, and the intake's own counters.
     # Under several uvicorn workers (PROMETHEUS_MULTIPROC_DIR, set by `serve`) every
@@ -69,10 +69,12 @@ def create_app(
     if os.environ.get(MULTIPROC_ENV):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         own = CollectorRegistry()  # the values live in the shared files, not here
+    for metric in TENANTS_METRICS:
+        own.register(metric)
     intake = Intake(
         settings=settings,
         queue=queue,
-        callers=callers,
+        callers=callers_of(live.current),
         registry=registry,
         requests=Counter(
             "tfq_intake_requests",
@@ -106,6 +108,11 @@ def create_app(
         ),
         redoc_url=None,
     )
+
+    def take_callers(tenants: Tenants) -> None:
+        intake.callers = callers_of(tenants)  # one assignment: a request sees old or new
+
+    live.subscribe(take_callers)
     install_error_handlers(app)
     app.add_middleware(IntakeMiddleware, intake=intake)
     install_routes(app, intake)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -17,6 +18,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from producers.http.context import request_info
 from producers.http.problems import Problem
+from worker.tenants import Tenants
+
+log = logging.getLogger("tfq.intake")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,14 @@ class Caller:
     name: str
     token_sha256: str
     cuits: frozenset[str]
+
+
+def callers_of(tenants: Tenants) -> list[Caller]:
+    """The `[[client]]`s of a tenants file as callers."""
+    callers = [Caller(c.name, c.token_sha256, frozenset(c.cuits)) for c in tenants.intake_callers]
+    if not callers:
+        log.warning("the tenants file has no [[client]]: every /v1 request will get 401")
+    return callers
 
 
 def token_sha256(token: str) -> str:

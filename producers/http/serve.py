@@ -1,5 +1,6 @@
 """Running the intake (`tfq serve`): uvicorn with one app, or several worker processes
-that each build their own app from TFQ_* and share their metrics through files.
+that each build their own app from TFQ_* and share their metrics through files. Each
+app re-reads a changed tenants file (its `[[client]]` tokens) without a restart.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from typing import Any
 
 import uvicorn
@@ -16,6 +18,7 @@ from fastapi import FastAPI
 from producers.http.app import MULTIPROC_ENV, create_app
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
+from worker.tenants_live import LiveTenants
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -29,11 +32,25 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def watched_tenants(settings: Settings) -> LiveTenants | None:
+    """The tenants file, re-read when it changes or on SIGHUP (None without one: the app
+    says why). Under several workers uvicorn's supervisor owns SIGHUP (it restarts them);
+    each worker's watcher still notices a new file."""
+    if settings.tenants_file is None:
+        return None
+    live = LiveTenants(settings.tenants_file)
+    live.current  # noqa: B018  (a bad file stops the start here)
+    if threading.current_thread() is threading.main_thread():
+        live.reload_on_sighup()
+    live.watch()
+    return live
+
+
 def app_from_environment() -> FastAPI:
     """The app of one uvicorn worker process (`factory=True`): TFQ_* settings."""
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    return create_app(settings)
+    return create_app(settings, tenants=watched_tenants(settings))
 
 
 def serve(host: str, port: int, settings: Settings | None = None, *, workers: int = 1) -> None:
@@ -48,7 +65,7 @@ def serve(host: str, port: int, settings: Settings | None = None, *, workers: in
         "server_header": False,
     }
     if workers <= 1:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings, tenants=watched_tenants(settings)), **options)
         return
     # Each worker process builds its own app from TFQ_* and counts into shared files.
     os.environ.update(settings_environment(settings))

@@ -34,7 +34,7 @@ from worker.store.jobs import JobStatus
 from worker.store.keys import JobField
 from worker.store.lanes import LaneStore
 from worker.store.scripts import text
-from worker.tenants import Tenants
+from worker.tenants_live import TenantLookup
 from worker.tusfacturas.client import REGENERAR_PDF, TusFacturasClient
 from worker.tusfacturas.errors import TusFacturasError
 
@@ -73,7 +73,7 @@ class PdfKeeper:
         store: LaneStore,
         pdfs: PdfStore,
         client: TusFacturasClient,
-        tenants: Tenants,
+        tenants: TenantLookup,
         settings: Settings,
     ):
         self.store = store

@@ -9,6 +9,7 @@ records of `JobStore`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -200,6 +201,19 @@ class LaneStore(JobStore):
 
     def resume(self, cuit: str) -> bool:
         return bool(self.run_script("resume", cuit))
+
+    def resume_paused(self, wanted: Callable[[str, str], bool]) -> list[str]:
+        """Resume the lanes paused until resumed for which `wanted(cuit, reason)`; which."""
+        cuits = [text(c) for c in self.r.zrangebyscore(self.keys.paused, "+inf", "+inf")]
+        pipe = self.r.pipeline(transaction=False)
+        for cuit in cuits:
+            pipe.hget(self.keys.lane_state(cuit), LaneField.PAUSED)
+        reasons = pipe.execute()
+        return [
+            cuit
+            for cuit, reason in zip(cuits, reasons, strict=True)
+            if reason is not None and wanted(cuit, text(reason)) and self.resume(cuit)
+        ]
 
     def reap(self, max_lanes: int = 100) -> list[str]:
         return [text(x) for x in self.run_script("reap", max_lanes)]

@@ -15,7 +15,7 @@ import requests
 
 from worker.settings import Settings
 from worker.store.callbacks import CallbackField, Callbacks, DeliveryStatus
-from worker.tenants import Tenants
+from worker.tenants_live import TenantLookup
 from worker.webhooks.safe_http import (
     PublicOnlyAdapter,
     UnsafeCallbackURL,
@@ -30,7 +30,7 @@ MAX_RETRY_AFTER_SECONDS = 86400.0
 class Deliverer:
     """Sends one delivery: sign, POST without redirects, settle by the answer."""
 
-    def __init__(self, callbacks: Callbacks, tenants: Tenants, settings: Settings):
+    def __init__(self, callbacks: Callbacks, tenants: TenantLookup, settings: Settings):
         self.callbacks = callbacks
         self.tenants = tenants
         self.settings = settings
