@@ -833,8 +833,8 @@ def deep_value(draw: Any) -> Any:
 
 
 # Values an unknown field may carry through to the API: plain JSON only (BUG-10), and no
-# credential at any depth.
-PLAIN_VALUES = JSON_VALUES.filter(plain_json)
+# credential at any depth (Hypothesis draws this module's string constants as keys too).
+PLAIN_VALUES = JSON_VALUES.filter(lambda v: plain_json(v) and not nested_credentials(v, ()))
 
 
 def wrong_types(spec: Spec) -> st.SearchStrategy[Any]:
