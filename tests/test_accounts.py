@@ -1,6 +1,6 @@
-"""Pacing per TusFacturas account: the tenants file's accounts and limits, each account's own
-pacing key in Redis (sends, queries and a 429 alike), the sandbox's 429 per account over real
-HTTP, and a worker keeping two accounts apart end to end."""
+"""Pacing per TusFacturas account: the tenants file's accounts and limits, the sandbox's 429
+per account over real HTTP, and a worker keeping two accounts apart end to end (each
+account's pacing key itself is tested with the other lane scripts, in test_lanes.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import hashlib
 import json
 import time
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,12 @@ from ops.testkit.examples import factura_b_jobs
 from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
 from ops.testkit.tenantgen import TEST_PDV, make_cuits, write_tenants
 from producers.client import InvoiceQueue
-from worker.store.jobs import NewJob
-from worker.store.keys import Keys
-from worker.store.lanes import LaneStore
 from worker.tenants import Tenants, TenantsFileError
-from worker.tusfacturas.client import REGENERAR_PDF, TusFacturasClient
+from worker.tusfacturas.client import TusFacturasClient
 from worker.tusfacturas.errors import RateLimitedError
 
 CUIT_A = "20111111112"
 CUIT_B = "20267565393"
-NUMERACION = "facturacion/numeracion"
 
 
 def tenants_from(text: str) -> Tenants:
@@ -108,71 +103,6 @@ def test_account_names_are_safe_for_keys_logs_and_labels(name: str) -> None:
 def test_an_account_limit_must_be_positive() -> None:
     exc = refused('[[account]]\nname = "shop"\nmax_rps = 0\n')
     assert [e.path for e in exc.errors] == ["account[0].max_rps"]
-
-
-# --- each account's pacing key in Redis -------------------------------------------------------
-
-
-@pytest.fixture
-def store(redis_url: str) -> Iterator[LaneStore]:
-    client = redis.Redis.from_url(redis_url)
-    keys = Keys(unique_prefix("accounts"))
-    yield LaneStore(client, keys)
-    for key in client.scan_iter(keys.pattern(), count=1000):
-        client.unlink(key)
-
-
-def two_claims(store: LaneStore) -> dict[str, str]:
-    store.enqueue([NewJob(f"j{c}", c, "REF-1", 679, "FACTURA B", b"x") for c in (CUIT_A, CUIT_B)])
-    return dict(store.claim(10, 30.0, 0.0, "test").leases)
-
-
-PACED = {"min_interval_seconds": 0.5, "max_wait_seconds": 1.0}
-
-
-def test_each_account_has_its_own_pacing(store: LaneStore) -> None:
-    claims = two_claims(store)
-    a, b = claims[CUIT_A], claims[CUIT_B]
-    assert store.presend(CUIT_A, a, gap_seconds=0, account="acct-a", jobs=[], **PACED).go
-    held = store.presend(CUIT_B, b, gap_seconds=0, account="acct-a", jobs=[], **PACED)
-    assert (held.verdict, held.why) == ("wait", "account")
-    # The other account's calls go at once: one account at its limit never slows another.
-    assert store.presend(CUIT_B, b, gap_seconds=0, account="acct-b", jobs=[], **PACED).go
-    assert store.r.exists(store.keys.account("acct-a"), store.keys.account("acct-b")) == 2
-    assert not store.r.exists(store.keys.prefix + "account")  # no installation-wide key
-
-
-def test_queries_count_in_their_accounts_pacing(store: LaneStore) -> None:
-    claims = two_claims(store)
-    a, b = claims[CUIT_A], claims[CUIT_B]
-    assert store.query_turn(CUIT_A, a, NUMERACION, account="acct-a", **PACED).go
-    held = store.presend(CUIT_B, b, gap_seconds=0, account="acct-a", jobs=[], **PACED)
-    assert held.verdict == "wait"
-    assert store.query_turn(CUIT_B, b, NUMERACION, account="acct-b", **PACED).go
-
-
-def test_a_429_slows_only_its_account(store: LaneStore) -> None:
-    claims = two_claims(store)
-    now = store.now()
-    store.release(
-        CUIT_A, claims[CUIT_A], not_before=now, gap_seconds=0,
-        account="acct-a", account_not_before=now + 5,
-    )  # fmt: skip
-    b = claims[CUIT_B]
-    slowed = store.presend(CUIT_B, b, gap_seconds=0, account="acct-a", jobs=[], **PACED)
-    assert (slowed.verdict, slowed.why) == ("early", "account")
-    assert slowed.value == pytest.approx(now + 5, abs=0.01)
-    assert store.presend(CUIT_B, b, gap_seconds=0, account="acct-b", jobs=[], **PACED).go
-
-
-def test_regenerar_pdf_takes_its_accounts_turn(store: LaneStore) -> None:
-    def turn(account: str) -> list[bytes]:
-        reply: list[bytes] = store.run_script("account_turn", account, 0.5, 5.0, REGENERAR_PDF)
-        return reply
-
-    assert turn("acct-a") == [b"go"]
-    assert turn("acct-a")[0] == b"wait"
-    assert turn("acct-b") == [b"go"]
 
 
 # --- the sandbox's 429 per account ------------------------------------------------------------

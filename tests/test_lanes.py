@@ -15,6 +15,7 @@ from worker.store.jobs import InvalidBatchName, JobResult, NewJob, check_batch_n
 from worker.store.keys import Keys
 from worker.store.lanes import LaneStore
 from worker.store.scripts import Enqueued, Released
+from worker.tusfacturas.client import REGENERAR_PDF
 
 CUIT_A = "20111111112"
 CUIT_B = "20267565393"
@@ -380,3 +381,59 @@ def test_job_result_keeps_its_keys_and_shows_extras_only_when_set(store: LaneSto
     assert "duplicate" not in doc
     result.paused_reason, result.paused_until = "closing", None
     assert list(result.model_dump(mode="json"))[-2:] == ["paused_reason", "paused_until"]
+
+
+# --- each TusFacturas account's pacing key -------------------------------------------------------
+
+
+def two_claims(store: LaneStore) -> dict[str, str]:
+    store.enqueue([job(1), job(1, cuit=CUIT_B)])
+    return claim_all(store)
+
+
+PACED = {"min_interval_seconds": 0.5, "max_wait_seconds": 1.0}
+
+
+def test_each_account_has_its_own_pacing(store: LaneStore) -> None:
+    claims = two_claims(store)
+    a, b = claims[CUIT_A], claims[CUIT_B]
+    assert store.presend(CUIT_A, a, gap_seconds=0, account="acct-a", jobs=[], **PACED).go
+    held = store.presend(CUIT_B, b, gap_seconds=0, account="acct-a", jobs=[], **PACED)
+    assert (held.verdict, held.why) == ("wait", "account")
+    # The other account's calls go at once: one account at its limit never slows another.
+    assert store.presend(CUIT_B, b, gap_seconds=0, account="acct-b", jobs=[], **PACED).go
+    assert store.r.exists(store.keys.account("acct-a"), store.keys.account("acct-b")) == 2
+    assert not store.r.exists(store.keys.prefix + "account")  # no installation-wide key
+
+
+def test_queries_count_in_their_accounts_pacing(store: LaneStore) -> None:
+    claims = two_claims(store)
+    a, b = claims[CUIT_A], claims[CUIT_B]
+    assert store.query_turn(CUIT_A, a, "facturacion/numeracion", account="acct-a", **PACED).go
+    held = store.presend(CUIT_B, b, gap_seconds=0, account="acct-a", jobs=[], **PACED)
+    assert held.verdict == "wait"
+    assert store.query_turn(CUIT_B, b, "facturacion/numeracion", account="acct-b", **PACED).go
+
+
+def test_a_429_slows_only_its_account(store: LaneStore) -> None:
+    claims = two_claims(store)
+    now = store.now()
+    store.release(
+        CUIT_A, claims[CUIT_A], not_before=now, gap_seconds=0,
+        account="acct-a", account_not_before=now + 5,
+    )  # fmt: skip
+    b = claims[CUIT_B]
+    slowed = store.presend(CUIT_B, b, gap_seconds=0, account="acct-a", jobs=[], **PACED)
+    assert (slowed.verdict, slowed.why) == ("early", "account")
+    assert slowed.value == pytest.approx(now + 5, abs=0.01)
+    assert store.presend(CUIT_B, b, gap_seconds=0, account="acct-b", jobs=[], **PACED).go
+
+
+def test_regenerar_pdf_takes_its_accounts_turn(store: LaneStore) -> None:
+    def turn(account: str) -> list[bytes]:
+        reply: list[bytes] = store.run_script("account_turn", account, 0.5, 5.0, REGENERAR_PDF)
+        return reply
+
+    assert turn("acct-a") == [b"go"]
+    assert turn("acct-a")[0] == b"wait"
+    assert turn("acct-b") == [b"go"]
