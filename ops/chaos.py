@@ -4,20 +4,19 @@
     python -m ops.chaos --quick    # 40 CUITs × 10 jobs, for CI
     python -m ops.chaos --dialect newest   # the sandbox as the newest vendor pages read
 
-It starts a private Redis with appendonly, the sandbox with faults on (5xx, drop after
-commit, 429, latency beyond the client timeout, a maintenance window, an AFIP-down
-window, CUIT blocks), three workers and a webhook receiver that verifies every
-signature, and a private PostgreSQL for the archive (PDFs in a temporary directory);
-enqueues batchable bulk jobs and single jobs trickling in (a few of them rejected by
-"AFIP"); and meanwhile SIGKILLs a random worker every few seconds (restarting it),
-restarts Redis once, stops the archive's database once, stalls the sandbox once
-(SIGSTOP) and lets the sandbox's PDF links die within a second for a while (so the
-keeper regenerates them, a billed call). Then it waits for every job to be issued,
-rejected or reported as needing attention, and for the archive and PDF schedules to
-drain; audits the sandbox ledger against what was accepted and the archive, row for row,
-against both; prints a table and one JSON line, and exits 1 unless duplicates, lost,
-order and gap violations are all 0, every callback was delivered and verified, the
-archive holds one matching row per finished job and every issued invoice's PDF is kept.
+It starts a private Redis (appendonly), the sandbox with faults on (5xx, drop after commit,
+429, latency beyond the client timeout, maintenance, AFIP down, CUIT blocks), three workers,
+a webhook receiver that verifies every signature and a private PostgreSQL for the archive;
+every CUIT is on one TusFacturas account. It enqueues bulk jobs and single jobs trickling in
+(a few rejected by "AFIP"), and meanwhile SIGKILLs a random worker every few seconds,
+restarts Redis once, stops the database once, stalls the sandbox once (SIGSTOP) and lets PDF
+links die within a second for a while (so the keeper regenerates them, a billed call). Then
+it waits for every job to be issued, rejected or reported as needing attention, and for the
+archive and PDF schedules to drain; audits the sandbox ledger against what was accepted and
+the archive, row for row, against both; prints a table and one JSON line, and exits 1
+unless duplicates, lost, order and gap violations are all 0, every callback was delivered
+and verified, the archive holds one matching row per finished job and every issued
+invoice's PDF is kept.
 """
 
 from __future__ import annotations
@@ -271,7 +270,8 @@ def settled(run: Run) -> tuple[bool, dict[str, Any]]:
 @contextlib.contextmanager
 def infrastructure(plan: Plan, workdir: Path) -> Iterator[Run]:
     cuits = make_cuits(plan.cuits, prefix="33")
-    tenants_file = write_tenants(workdir / "tenants.toml", cuits)
+    accounts = dict.fromkeys(cuits, "chaos")  # one account, 10 calls/s in all: a platform
+    tenants_file = write_tenants(workdir / "tenants.toml", cuits, accounts=accounts)
     port = free_port()
     url, pid = start_private(port, appendonly=True)
     prefix = unique_prefix("chaos")

@@ -15,6 +15,7 @@ from worker.store.jobs import InvalidBatchName, JobResult, NewJob, check_batch_n
 from worker.store.keys import Keys
 from worker.store.lanes import LaneStore
 from worker.store.scripts import Enqueued, Released
+from worker.tusfacturas.client import REGENERAR_PDF
 
 CUIT_A = "20111111112"
 CUIT_B = "20267565393"
@@ -91,8 +92,9 @@ def test_stale_token_can_write_nothing(store: LaneStore) -> None:
     assert not store.transition(CUIT_A, old, f"job{CUIT_A}1", "issued")
     assert store.release(CUIT_A, old, not_before=0, gap_seconds=0) is None
     stale = store.presend(
-        CUIT_A, old, gap_seconds=0, min_interval_seconds=0, max_wait_seconds=1, jobs=[]
-    )
+        CUIT_A, old, gap_seconds=0, account="acct", min_interval_seconds=0, max_wait_seconds=1,
+        jobs=[],
+    )  # fmt: skip
     assert stale.verdict == "stale"
     assert store.job(f"job{CUIT_A}1")["status"] == "queued"  # type: ignore[index]
 
@@ -101,7 +103,7 @@ def test_gap_is_measured_between_sends(store: LaneStore) -> None:
     store.enqueue([job(1), job(2)])
     token = claim_all(store)[CUIT_A]
     go = store.presend(
-        CUIT_A, token, gap_seconds=5, min_interval_seconds=0, max_wait_seconds=1,
+        CUIT_A, token, gap_seconds=5, account="acct", min_interval_seconds=0, max_wait_seconds=1,
         jobs=[(f"job{CUIT_A}1", 1, "fp")],
     )  # fmt: skip
     assert go.go
@@ -118,17 +120,17 @@ def test_gap_is_measured_between_sends(store: LaneStore) -> None:
     store.r.zadd(store.keys.ready, {CUIT_A: 0})
     token = claim_all(store)[CUIT_A]
     early = store.presend(
-        CUIT_A, token, gap_seconds=5, min_interval_seconds=0, max_wait_seconds=1,
+        CUIT_A, token, gap_seconds=5, account="acct", min_interval_seconds=0, max_wait_seconds=1,
         jobs=[(f"job{CUIT_A}2", 2, "fp")],
     )  # fmt: skip
     assert early.verdict == "early"
     assert store.job(f"job{CUIT_A}2")["status"] == "queued"  # type: ignore[index]
 
 
-def test_account_pacing_is_shared_by_all_lanes(store: LaneStore) -> None:
+def test_account_pacing_is_shared_by_the_accounts_lanes(store: LaneStore) -> None:
     store.enqueue([job(1), job(1, cuit=CUIT_B)])
     claims = claim_all(store)
-    kw = {"gap_seconds": 0, "min_interval_seconds": 0.5, "max_wait_seconds": 1.0}
+    kw = {"gap_seconds": 0, "account": "acct", "min_interval_seconds": 0.5, "max_wait_seconds": 1.0}
     first = store.presend(CUIT_A, claims[CUIT_A], jobs=[], **kw)  # type: ignore[arg-type]
     second = store.presend(CUIT_B, claims[CUIT_B], jobs=[], **kw)  # type: ignore[arg-type]
     assert first.go
@@ -141,7 +143,7 @@ def test_queries_are_paced_with_invoicing_calls(store: LaneStore) -> None:
     queries included (numeracion now counts): a query takes the same slot as a send."""
     store.enqueue([job(1), job(1, cuit=CUIT_B)])
     claims = claim_all(store)
-    kw = {"min_interval_seconds": 0.5, "max_wait_seconds": 1.0}
+    kw = {"account": "acct", "min_interval_seconds": 0.5, "max_wait_seconds": 1.0}
     sent = store.presend(CUIT_A, claims[CUIT_A], gap_seconds=0, jobs=[], **kw)  # type: ignore[arg-type]
     assert sent.go
     query = store.query_turn(CUIT_B, claims[CUIT_B], "facturacion/consulta_avanzada", **kw)  # type: ignore[arg-type]
@@ -154,6 +156,7 @@ def test_a_paid_query_is_counted_and_bounded_per_lane(store: LaneStore) -> None:
     store.enqueue([job(1)])
     token = claim_all(store)[CUIT_A]
     kw = {
+        "account": "acct",
         "min_interval_seconds": 0,
         "max_wait_seconds": 1.0,
         "counter": "numeracion_calls",
@@ -173,7 +176,13 @@ def test_a_paid_query_is_counted_and_bounded_per_lane(store: LaneStore) -> None:
 def test_presend_refuses_a_job_past_its_bound_of_sends(store: LaneStore) -> None:
     store.enqueue([job(1), job(2)])
     token = claim_all(store)[CUIT_A]
-    kw = {"gap_seconds": 0, "min_interval_seconds": 0, "max_wait_seconds": 1.0, "max_sends": 2}
+    kw = {
+        "gap_seconds": 0,
+        "account": "acct",
+        "min_interval_seconds": 0,
+        "max_wait_seconds": 1.0,
+        "max_sends": 2,
+    }
     batch = [(f"job{CUIT_A}1", 1, "fp"), (f"job{CUIT_A}2", 2, "fp")]
     assert store.presend(CUIT_A, token, jobs=batch[1:], **kw).go  # type: ignore[arg-type]
     assert store.presend(CUIT_A, token, jobs=batch[1:], **kw).go  # type: ignore[arg-type]
@@ -320,7 +329,7 @@ def test_the_gap_runs_from_the_reply(store: LaneStore) -> None:
     """AFIP measures arrivals: the next call waits a gap after the previous reply."""
     store.enqueue([job(1), job(2)])
     token = claim_all(store)[CUIT_A]
-    kw = {"gap_seconds": 5, "min_interval_seconds": 0, "max_wait_seconds": 1}
+    kw = {"gap_seconds": 5, "account": "acct", "min_interval_seconds": 0, "max_wait_seconds": 1}
     sent = store.presend(CUIT_A, token, jobs=[(f"job{CUIT_A}1", 1, "fp")], **kw)  # type: ignore[arg-type]
     time.sleep(0.3)  # the call takes a while
     store.transition(CUIT_A, token, f"job{CUIT_A}1", "issued")
@@ -372,3 +381,59 @@ def test_job_result_keeps_its_keys_and_shows_extras_only_when_set(store: LaneSto
     assert "duplicate" not in doc
     result.paused_reason, result.paused_until = "closing", None
     assert list(result.model_dump(mode="json"))[-2:] == ["paused_reason", "paused_until"]
+
+
+# --- each TusFacturas account's pacing key -------------------------------------------------------
+
+
+def two_claims(store: LaneStore) -> dict[str, str]:
+    store.enqueue([job(1), job(1, cuit=CUIT_B)])
+    return claim_all(store)
+
+
+PACED = {"min_interval_seconds": 0.5, "max_wait_seconds": 1.0}
+
+
+def test_each_account_has_its_own_pacing(store: LaneStore) -> None:
+    claims = two_claims(store)
+    a, b = claims[CUIT_A], claims[CUIT_B]
+    assert store.presend(CUIT_A, a, gap_seconds=0, account="acct-a", jobs=[], **PACED).go
+    held = store.presend(CUIT_B, b, gap_seconds=0, account="acct-a", jobs=[], **PACED)
+    assert (held.verdict, held.why) == ("wait", "account")
+    # The other account's calls go at once: one account at its limit never slows another.
+    assert store.presend(CUIT_B, b, gap_seconds=0, account="acct-b", jobs=[], **PACED).go
+    assert store.r.exists(store.keys.account("acct-a"), store.keys.account("acct-b")) == 2
+    assert not store.r.exists(store.keys.prefix + "account")  # no installation-wide key
+
+
+def test_queries_count_in_their_accounts_pacing(store: LaneStore) -> None:
+    claims = two_claims(store)
+    a, b = claims[CUIT_A], claims[CUIT_B]
+    assert store.query_turn(CUIT_A, a, "facturacion/numeracion", account="acct-a", **PACED).go
+    held = store.presend(CUIT_B, b, gap_seconds=0, account="acct-a", jobs=[], **PACED)
+    assert held.verdict == "wait"
+    assert store.query_turn(CUIT_B, b, "facturacion/numeracion", account="acct-b", **PACED).go
+
+
+def test_a_429_slows_only_its_account(store: LaneStore) -> None:
+    claims = two_claims(store)
+    now = store.now()
+    store.release(
+        CUIT_A, claims[CUIT_A], not_before=now, gap_seconds=0,
+        account="acct-a", account_not_before=now + 5,
+    )  # fmt: skip
+    b = claims[CUIT_B]
+    slowed = store.presend(CUIT_B, b, gap_seconds=0, account="acct-a", jobs=[], **PACED)
+    assert (slowed.verdict, slowed.why) == ("early", "account")
+    assert slowed.value == pytest.approx(now + 5, abs=0.01)
+    assert store.presend(CUIT_B, b, gap_seconds=0, account="acct-b", jobs=[], **PACED).go
+
+
+def test_regenerar_pdf_takes_its_accounts_turn(store: LaneStore) -> None:
+    def turn(account: str) -> list[bytes]:
+        reply: list[bytes] = store.run_script("account_turn", account, 0.5, 5.0, REGENERAR_PDF)
+        return reply
+
+    assert turn("acct-a") == [b"go"]
+    assert turn("acct-a")[0] == b"wait"
+    assert turn("acct-b") == [b"go"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import re
 import time
 from collections.abc import Iterator
@@ -949,6 +950,38 @@ def test_cli_flags_build_the_config() -> None:
     assert f.maintenance_until is not None
     assert f.afip_down_until is not None
     assert f.afip_down_until - datetime.now(AR_TZ) > timedelta(minutes=11)
+
+
+def test_the_account_limit_flag() -> None:
+    assert config_from_args(build_parser().parse_args([])).account_max_rps == 10
+    ns = build_parser().parse_args(["--account-max-rps", "0"])
+    assert config_from_args(ns).account_max_rps == 0
+
+
+def test_an_account_over_its_limit_gets_429_before_anything(
+    api: Api, sandbox: SandboxProcess
+) -> None:
+    """ "429: demasiadas solicitudes por segundo", per account, every endpoint counted."""
+    assert sandbox.health()["account_max_rps"] == 0  # SandboxProcess: off unless asked
+    sandbox.set_config(account_max_rps=2)
+    body = {**RI_3, "comprobante": {"tipo": "FACTURA B", "operacion": "V", "punto_venta": 3}}
+    assert api.post("facturacion/numeracion", body).status_code == 200
+    assert api.nuevo(invoice())["error"] == "N"
+    refused = api.post("facturacion/nuevo", invoice(ref="TOO-FAST"))
+    assert (refused.status_code, refused.headers["Retry-After"]) == (429, "1")
+    assert refused.json()["error"] == "S"
+    assert len(sandbox.ledger()["issued"]) == 1  # nothing done for the refused call
+    assert api.numeracion(MONO_2) >= 1  # another account is not slowed
+    (seen,) = violations(sandbox, "account_rate")
+    assert (seen["cuit"], seen["account"]) == (RI, "u-" + sha256_hex("sandbox-ri-3-usertoken"))
+    time.sleep(1.0)  # the second has passed; refused calls did not count
+    assert api.nuevo(invoice(ref="TOO-FAST"))["error"] == "N"
+    sandbox.reset()
+    assert sandbox.health()["account_max_rps"] == 0
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def test_process_started_with_fault_flags() -> None:

@@ -71,6 +71,28 @@ def test_duplicates_refused(tmp_path: Path) -> None:
         Tenants.load(write(tmp_path, text))
 
 
+def test_account_errors_name_the_file_and_the_path(tmp_path: Path) -> None:
+    pdv = f'[[tenant.pdv]]\npunto_venta = 1\napikey = "1"\napitoken = "{SECRET}"\nusertoken = "b"\n'
+    text = (
+        '[[tenant]]\ncuit = "20111111112"\naccount = "shop"\n' + pdv
+        + '[[account]]\nname = "shop"\nmax_rps = 5\n'
+        + '[[account]]\nname = "shop"\nmax_rps = 4\n'
+        + f'[[account]]\nname = "{SECRET}"\nmax_rps = 1\n'
+    )  # fmt: skip
+    path = write(tmp_path, text)
+    with pytest.raises(TenantsFileError) as info:
+        Tenants.load(path)
+    assert [e.path for e in info.value.errors] == ["account[1].max_rps", "account[2].name"]
+    assert str(path) in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_example_file_has_an_account_per_usertoken(tenants: Tenants) -> None:
+    names = {tenants.pacing(c, p).account for c, p in [("20111111112", 679), ("20111111112", 3)]}
+    assert len(names) == 2
+    assert all(n.startswith("u-") and len(n) == 18 for n in names)
+
+
 def test_secrets_never_in_repr(tenants: Tenants) -> None:
     pdv = tenants.pdv("20111111112", 3)
     shown = repr(pdv) + str(pdv) + repr(tenants) + repr(tenants.tenants)

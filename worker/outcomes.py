@@ -47,11 +47,15 @@ def backoff_seconds(failures: int) -> float:
 
 @dataclass
 class Claim:
-    """A lane leased to this worker: its fencing token and the CUIT's gap (seconds)."""
+    """A lane leased to this worker: its fencing token and the CUIT's gap (seconds); once
+    the head job's PDV is known, the account its calls count against and that account's
+    least interval between calls (seconds)."""
 
     cuit: str
     token: str
     gap: float
+    account: str = ""
+    account_interval: float = 0.0
 
 
 class OutcomeRecorder:
@@ -264,6 +268,7 @@ class OutcomeRecorder:
             not_before=not_before if not_before is not None else self.store.now(),
             gap_seconds=claim.gap,
             failures=failures,
+            account=claim.account,
             account_not_before=account_not_before,
         )
         return result is not None

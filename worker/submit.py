@@ -159,7 +159,6 @@ class Sender(OutcomeRecorder):
         super().__init__(store, settings)
         self.client = client
         self.tenants = tenants
-        self.min_interval = 1.0 / settings.api_max_rps
         self.keeper = LeaseKeeper(store, lease_seconds)
 
     # --- entry point --------------------------------------------------------------------
@@ -196,6 +195,10 @@ class Sender(OutcomeRecorder):
             self._attention(claim, head, f"lane paused: {exc}")
             self._release(claim)
             return Handled.PAUSED_UNKNOWN_PDV
+        # The lane's calls (sends and queries) count against the head job's PDV's account.
+        pacing = self.tenants.pacing(claim.cuit, head.punto_venta)
+        claim.account = pacing.account
+        claim.account_interval = pacing.interval_seconds(self.settings.api_max_rps)
         if head.status in (JobStatus.SENDING, JobStatus.UNKNOWN):
             return self._reconcile(claim, pdv, head)
         return self._send_next(claim, pdv, jobs)
@@ -316,7 +319,7 @@ class Sender(OutcomeRecorder):
         return None
 
     def _query_turn(self, claim: Claim, endpoint: str, head: Job, *, paid: bool = False) -> bool:
-        """Wait for a query's turn under the account's pacing. False: the lane was
+        """Wait for a query's turn under the pacing of the claim's account. False: the lane was
         released (its slot is far off, the lease is gone, or a paid query's bound for
         this lane is spent, which pauses it)."""
         while True:
@@ -324,7 +327,8 @@ class Sender(OutcomeRecorder):
                 claim.cuit,
                 claim.token,
                 endpoint,
-                min_interval_seconds=self.min_interval,
+                account=claim.account,
+                min_interval_seconds=claim.account_interval,
                 max_wait_seconds=PRESEND_MAX_WAIT_SECONDS,
                 counter=NUMERACION_COUNTER if paid else "",
                 bound=self.settings.max_numeracion_per_lane if paid else 0,
@@ -370,7 +374,8 @@ class Sender(OutcomeRecorder):
                 claim.cuit,
                 claim.token,
                 gap_seconds=claim.gap,
-                min_interval_seconds=self.min_interval,
+                account=claim.account,
+                min_interval_seconds=claim.account_interval,
                 max_wait_seconds=PRESEND_MAX_WAIT_SECONDS,
                 max_sends=self.settings.max_sends_per_job,
                 jobs=intent,

@@ -2,11 +2,19 @@
 
 Credentials are `SecretStr`: no repr, log line or exception shows them. They never enter a
 job, a result or a callback; the worker reads them from here at the moment it sends.
+
+Each PDV's credentials belong to a TusFacturas account, which has its own per-second limit:
+the PDV's `account`, else its tenant's `account`, else one account per distinct `usertoken`,
+named `u-` + the first 16 hex digits of its SHA-256 (account names go into Redis keys, logs
+and metrics, so they are never a credential). `[[account]]` tables set an account's
+`max_rps`; without one, the installation's default applies.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +37,25 @@ class UnknownPdv(TfqError, LookupError):
     """No credentials for this CUIT + punto de venta in the tenants file."""
 
 
+def _no_pdv(cuit: str, punto_venta: int) -> UnknownPdv:
+    return UnknownPdv(
+        f"no credentials for CUIT {cuit} punto de venta {punto_venta} in the tenants file"
+    )
+
+
 def _coerce_secret(value: Any) -> Any:
     # The API's apikey is numeric; TOML files carry it as a string or an integer.
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# Account names go into Redis keys, log lines and metric labels.
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def default_account_name(usertoken: str) -> str:
+    """The account of credentials that name none: one per usertoken, named by a hash of it
+    (never the token itself)."""
+    return "u-" + hashlib.sha256(usertoken.encode()).hexdigest()[:16]
 
 
 def _no_repeats(values: list[Any], name: str) -> None:
@@ -50,6 +74,7 @@ class Pdv(BaseModel):
     apitoken: SecretStr
     usertoken: SecretStr
     test: bool = False
+    account: str | None = Field(None, pattern=ACCOUNT_NAME_PATTERN)
 
     _coerce = field_validator("apikey", "apitoken", "usertoken", mode="before")(
         classmethod(lambda cls, v: _coerce_secret(v))
@@ -85,6 +110,15 @@ class IntakeCaller(BaseModel):
     cuits: list[str] = Field(min_length=1)
 
 
+class Account(BaseModel):
+    """A TusFacturas account's per-second limit (an `[[account]]` of the file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=ACCOUNT_NAME_PATTERN)
+    max_rps: float = Field(gt=0, le=10_000)
+
+
 class Tenant(BaseModel):
     """An issuing CUIT."""
 
@@ -92,6 +126,7 @@ class Tenant(BaseModel):
 
     cuit: str
     name: str | None = None
+    account: str | None = Field(None, pattern=ACCOUNT_NAME_PATTERN)  # its PDVs' default
     gap_seconds: float | None = Field(None, ge=0)
     callback_secret: SecretStr | None = None
     pdv: list[Pdv] = Field(min_length=1)
@@ -113,12 +148,58 @@ class TenantsFile(BaseModel):
 
     tenant: list[Tenant] = Field(default_factory=list)
     client: list[IntakeCaller] = Field(default_factory=list)
+    account: list[Account] = Field(default_factory=list)
 
     @field_validator("tenant")
     @classmethod
     def _unique_cuit(cls, v: list[Tenant]) -> list[Tenant]:
         _no_repeats([t.cuit for t in v], "cuit")
         return v
+
+
+def account_of(tenant: Tenant, pdv: Pdv) -> str:
+    """The account a PDV's calls count against: the PDV's, its tenant's, or its usertoken's."""
+    return pdv.account or tenant.account or default_account_name(pdv.usertoken.get_secret_value())
+
+
+def _account_errors(data: TenantsFile) -> list[FieldError]:
+    """Rules across tables: one limit per account; no account named like a credential."""
+    errors: list[FieldError] = []
+    limits: dict[str, float] = {}
+    for i, acct in enumerate(data.account):
+        seen = limits.setdefault(acct.name, acct.max_rps)
+        if seen != acct.max_rps:
+            errors.append(
+                FieldError(
+                    f"account[{i}].max_rps",
+                    f"account {acct.name} is given two limits ({seen:g} and {acct.max_rps:g})",
+                )
+            )
+    secrets = {s for t in data.tenant for p in t.pdv for s in p.secrets()}
+    named: list[tuple[str, str | None]] = [
+        (f"account[{i}].name", a.name) for i, a in enumerate(data.account)
+    ]
+    for ti, t in enumerate(data.tenant):
+        named.append((f"tenant[{ti}].account", t.account))
+        named += [(f"tenant[{ti}].pdv[{pi}].account", p.account) for pi, p in enumerate(t.pdv)]
+    errors += [
+        FieldError(path, "an account name must not be a credential")
+        for path, name in named
+        if name is not None and name in secrets
+    ]
+    return errors
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """The account a PDV's calls count against, and its limit (None: the default)."""
+
+    account: str
+    max_rps: float | None
+
+    def interval_seconds(self, default_max_rps: float) -> float:
+        """The least time between two of the account's calls."""
+        return 1.0 / (self.max_rps or default_max_rps)
 
 
 class Tenants:
@@ -128,6 +209,12 @@ class Tenants:
         self.data = data
         self._by_cuit = {t.cuit: t for t in data.tenant}
         self._pdvs = {(t.cuit, p.punto_venta): p for t in data.tenant for p in t.pdv}
+        limits = {a.name: a.max_rps for a in data.account}
+        self._pacing: dict[tuple[str, int], Pacing] = {}
+        for t in data.tenant:
+            for p in t.pdv:
+                name = account_of(t, p)
+                self._pacing[(t.cuit, p.punto_venta)] = Pacing(name, limits.get(name))
 
     @classmethod
     def load(cls, path: Path | str) -> Tenants:
@@ -144,9 +231,13 @@ class Tenants:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: Path | str = "<tenants>") -> Tenants:
         try:
-            return cls(TenantsFile.model_validate(raw))
+            data = TenantsFile.model_validate(raw)
         except ValidationError as exc:
             raise TenantsFileError(source, field_errors(exc)) from None
+        errors = _account_errors(data)
+        if errors:
+            raise TenantsFileError(source, errors)
+        return cls(data)
 
     def __repr__(self) -> str:
         return f"Tenants({len(self._by_cuit)} tenants, {len(self._pdvs)} pdvs)"
@@ -166,9 +257,14 @@ class Tenants:
         try:
             return self._pdvs[(cuit, punto_venta)]
         except KeyError:
-            raise UnknownPdv(
-                f"no credentials for CUIT {cuit} punto de venta {punto_venta} in the tenants file"
-            ) from None
+            raise _no_pdv(cuit, punto_venta) from None
+
+    def pacing(self, cuit: str, punto_venta: int) -> Pacing:
+        """The account (and its limit) that a PDV's calls count against."""
+        try:
+            return self._pacing[(cuit, punto_venta)]
+        except KeyError:
+            raise _no_pdv(cuit, punto_venta) from None
 
     def find_by_credentials(self, apikey: str, apitoken: str, usertoken: str) -> tuple[str, Pdv]:
         """The (cuit, pdv) whose credentials these are; used by the sandbox."""

@@ -21,7 +21,7 @@ from typing import Protocol
 from worker.errors import FieldError
 from worker.logs import SECRET_FILTER
 from worker.metrics import TENANTS_FILE_VALID, TENANTS_RELOADS
-from worker.tenants import Pdv, Tenant, Tenants, TenantsFileError
+from worker.tenants import Pacing, Pdv, Tenant, Tenants, TenantsFileError
 
 log = logging.getLogger("tfq.tenants")
 
@@ -38,6 +38,8 @@ class TenantLookup(Protocol):
     def pdv(self, cuit: str, punto_venta: int) -> Pdv: ...
 
     def gap_seconds(self, cuit: str, default: float) -> float: ...
+
+    def pacing(self, cuit: str, punto_venta: int) -> Pacing: ...
 
 
 # A file caught between truncation and write reads as empty, valid TOML: never take it.
@@ -98,6 +100,9 @@ class LiveTenants:
 
     def gap_seconds(self, cuit: str, default: float) -> float:
         return self.current.gap_seconds(cuit, default)
+
+    def pacing(self, cuit: str, punto_venta: int) -> Pacing:
+        return self.current.pacing(cuit, punto_venta)
 
     def subscribe(self, listener: Callable[[Tenants], object]) -> None:
         """Call `listener` with the new tenants after each successful reload."""

@@ -14,6 +14,8 @@ from ops.sandbox.dates import ar_now
 from ops.sandbox.dialect import PRESETS, Dialect, parse_dialect
 from ops.sandbox.faults import Faults
 
+# The vendor's per-account limit ("429: demasiadas solicitudes por segundo").
+DEFAULT_ACCOUNT_MAX_RPS = 10.0
 DEFAULT_TENANTS_FILE = (
     Path(__file__).resolve().parent.parent / "testkit" / "examples" / "tenants.toml"
 )
@@ -33,6 +35,8 @@ class SandboxConfig:
     dialect: Dialect = field(default_factory=Dialect)
     # TusFacturas' PDF links work only on the day they are given: here, this many seconds.
     pdf_link_seconds: float = 86_400.0
+    # Calls per second an account may make (its `[[account]]` max_rps overrides); 0: no limit.
+    account_max_rps: float = DEFAULT_ACCOUNT_MAX_RPS
 
 
 def _quota(value: str) -> tuple[str, int]:
@@ -82,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative,
         default=120.0,
         help="seconds a CUIT stays blocked after breaking the gap",
+    )
+    p.add_argument(
+        "--account-max-rps",
+        type=_non_negative,
+        default=DEFAULT_ACCOUNT_MAX_RPS,
+        help=(
+            "calls an account may make in any one second, every endpoint counted; beyond it, "
+            "HTTP 429 (an [[account]] max_rps in the tenants file overrides; 0 disables)"
+        ),
     )
     p.add_argument("--seed", type=int, default=None, help="RNG seed for rate-based faults")
     p.add_argument(
@@ -190,4 +203,5 @@ def config_from_args(ns: argparse.Namespace) -> SandboxConfig:
         seed=ns.seed,
         dialect=ns.dialect,
         pdf_link_seconds=ns.pdf_link_seconds,
+        account_max_rps=ns.account_max_rps,
     )

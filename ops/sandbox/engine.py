@@ -7,8 +7,9 @@ Everything here is synchronous and pure Python; `ops.sandbox.app` only adds the 
 An invoicing call (`facturacion/nuevo`, `facturacion/lotes`) goes through two phases:
 
 1. `Sandbox.admit` (at arrival, before any latency): maintenance, body, credentials,
-   pre-commit faults (429, 5xx), AFIP down, quota, TusFacturas-side validation (blocks,
-   punto de venta, tipo, lotes structure), then the per-CUIT gap / block rule. Refusals
+   the account's per-second limit (429, `ops.sandbox.accounts`; queries too), pre-commit
+   faults (429, 5xx), AFIP down, quota, TusFacturas-side validation (blocks, punto de
+   venta, tipo, lotes structure), then the per-CUIT gap / block rule. Refusals
    here never reach "AFIP" and do not count for the gap.
 2. `Sandbox.commit` (after the latency; the app shields it from client disconnects):
    the AFIP-side checks (total re-check, numbering 10016, date window, 10036, 10032,
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from ops.sandbox.accounts import AccountLimits
 from ops.sandbox.afip import CAE_BASE, Afip, qr_url
 from ops.sandbox.api import NUEVO, Rejection, Reply, error_body
 from ops.sandbox.config import SandboxConfig
@@ -80,6 +82,8 @@ class Sandbox:
         self._startup_gap = (config.gap_seconds, config.block_seconds)
         self._startup_pdf_link_seconds = config.pdf_link_seconds
         self._startup_dialect = config.dialect
+        self._startup_account_max_rps = config.account_max_rps
+        self.accounts = AccountLimits(self.tenants, config.account_max_rps)
         self._credentials: dict[tuple[str, str, str], tuple[str, Pdv] | None] = {}
         self._cae_counter = 0  # never reset: CAEs stay unique for the life of the process
         self.faults = copy.deepcopy(config.faults)
@@ -97,6 +101,8 @@ class Sandbox:
         self.config.gap_seconds, self.config.block_seconds = self._startup_gap
         self.config.dialect = self._startup_dialect
         self.config.pdf_link_seconds = self._startup_pdf_link_seconds
+        self.config.account_max_rps = self._startup_account_max_rps
+        self.accounts = AccountLimits(self.tenants, self.config.account_max_rps)
         self.faults = Faults()
         self.rng = random.Random(self.config.seed)
         self.issued = []
@@ -106,7 +112,13 @@ class Sandbox:
         self.archive = Archive()
 
     def set_config(self, data: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(data) - {"gap_seconds", "block_seconds", "pdf_link_seconds", "dialect"}
+        unknown = set(data) - {
+            "gap_seconds",
+            "block_seconds",
+            "pdf_link_seconds",
+            "account_max_rps",
+            "dialect",
+        }
         if unknown:
             raise ValueError(f"unknown config fields {sorted(unknown)}")
         data = dict(data)
@@ -114,9 +126,12 @@ class Sandbox:
             self.config.dialect = dialect_from_json(data.pop("dialect"))
         values = {k: float(v) for k, v in data.items()}
         if any(v < 0 for v in values.values()):
-            raise ValueError("gap_seconds, block_seconds and pdf_link_seconds must be >= 0")
+            raise ValueError(
+                "gap_seconds, block_seconds, pdf_link_seconds and account_max_rps must be >= 0"
+            )
         for key, value in values.items():
             setattr(self.config, key, value)
+        self.accounts.default_max_rps = self.config.account_max_rps
         return self.config_json()
 
     def config_json(self) -> dict[str, Any]:
@@ -124,6 +139,7 @@ class Sandbox:
             "gap_seconds": self.config.gap_seconds,
             "block_seconds": self.config.block_seconds,
             "pdf_link_seconds": self.config.pdf_link_seconds,
+            "account_max_rps": self.config.account_max_rps,
             "dialect": self.config.dialect.spec(),
         }
 
@@ -135,8 +151,15 @@ class Sandbox:
         """Whether a PDF link given at `given_at` (epoch s) still serves its file."""
         return now - given_at <= self.config.pdf_link_seconds
 
-    def ledger(self) -> dict[str, list[dict[str, Any]]]:
-        return {"issued": self.issued, "violations": self.violations, "calls": self.calls}
+    def ledger(self) -> dict[str, Any]:
+        """What was issued, every rule seen broken, every call, and each account's calls
+        and calls refused as too fast (`ops.sandbox.accounts`)."""
+        return {
+            "issued": self.issued,
+            "violations": self.violations,
+            "calls": self.calls,
+            "accounts": self.accounts.to_json(),
+        }
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -212,6 +235,21 @@ class Sandbox:
         until = self.faults.afip_down_until
         return until is not None and until.timestamp() > now
 
+    def _too_fast(self, endpoint: str, cuit: str, account: str, arrival: float) -> Reply:
+        """The account is over its per-second limit: 429, before anything else is done."""
+        limit = self.accounts.max_rps(account)
+        self.violations.append(
+            {
+                "rule": "account_rate",
+                "cuit": cuit,
+                "account": account,
+                "detail": f"account {account}: more than {limit:g} calls in one second",
+                "arrival": arrival,
+            }
+        )
+        self._call(endpoint, cuit, arrival, "account_rate")
+        return Reply(429, error_body([MSG_RATE_LIMIT], "RATE-LIMIT"), headers={"Retry-After": "1"})
+
     def _pre_faults(self, endpoint: str) -> tuple[Reply, str] | None:
         """HTTP 429 and 5xx, before anything is committed: (reply, ledger outcome) or None."""
         if self.faults.rate_429.fires(endpoint, self.rng):
@@ -228,7 +266,8 @@ class Sandbox:
     def _front_door(
         self, endpoint: str, raw: bytes, arrival: float
     ) -> tuple[dict[str, Any], str, Pdv] | Reply:
-        """Maintenance, body, credentials, 429/5xx: common to every API endpoint."""
+        """Maintenance, body, credentials, the account's limit, 429/5xx: common to every API
+        endpoint."""
         try:
             body = json.loads(raw) if raw else None
         except (ValueError, UnicodeDecodeError):
@@ -259,6 +298,9 @@ class Sandbox:
             cuit, pdv = self.authenticate(body)
         except Rejection as rej:
             return self._refuse(endpoint, None, arrival, rej)
+        account = self.accounts.account(cuit, pdv.punto_venta)
+        if not self.accounts.admit(account, arrival):
+            return self._too_fast(endpoint, cuit, account, arrival)
         fault = self._pre_faults(endpoint)
         if fault is not None:
             self._call(endpoint, cuit, arrival, fault[1])

@@ -93,6 +93,10 @@ class SandboxProcess:
 
     Use as a context manager; `url` is the base, `api_url` the API base
     (`.../app/api/v2/`). The control helpers talk to the `/_sandbox/*` routes.
+
+    Unlike the command line (10), the per-account limit is off unless `account_max_rps`
+    asks for it: tests and benchmarks that fire calls faster than a worker paces them
+    opt in where the limit is under test.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class SandboxProcess:
         env: dict[str, str] | None = None,
         *,
         dialect: str = "classic",
+        account_max_rps: float = 0.0,
         host: str = "127.0.0.1",
         start_timeout_seconds: float = 10.0,
     ):
@@ -112,6 +117,7 @@ class SandboxProcess:
         self.gap_seconds = gap_seconds
         self.block_seconds = block_seconds
         self.dialect = dialect
+        self.account_max_rps = account_max_rps
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.extra_args = list(extra_args or [])
@@ -146,6 +152,8 @@ class SandboxProcess:
             str(self.block_seconds),
             "--dialect",
             self.dialect,
+            "--account-max-rps",
+            str(self.account_max_rps),
             *self.extra_args,
         ]
 
@@ -248,6 +256,7 @@ class SandboxProcess:
         block_seconds: float | None = None,
         dialect: str | None = None,
         pdf_link_seconds: float | None = None,
+        account_max_rps: float | None = None,
     ) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if gap_seconds is not None:
@@ -258,5 +267,7 @@ class SandboxProcess:
             data["dialect"] = dialect
         if pdf_link_seconds is not None:
             data["pdf_link_seconds"] = pdf_link_seconds
+        if account_max_rps is not None:
+            data["account_max_rps"] = account_max_rps
         result: dict[str, Any] = self._request("POST", "/_sandbox/config", data)
         return result

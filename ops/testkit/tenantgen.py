@@ -26,14 +26,25 @@ def make_cuits(
     return cuits
 
 
-def write_tenants(path: Path, cuits: list[str], *, gap_seconds: float | None = None) -> Path:
-    """Each CUIT gets a test PDV (1) and a real PDV (2), with their own credentials."""
+def write_tenants(
+    path: Path,
+    cuits: list[str],
+    *,
+    gap_seconds: float | None = None,
+    accounts: dict[str, str] | None = None,
+    account_max_rps: dict[str, float] | None = None,
+) -> Path:
+    """Each CUIT gets a test PDV (1) and a real PDV (2), with their own credentials, and so
+    each PDV its own TusFacturas account, unless `accounts` names the account of a CUIT's
+    PDVs (CUIT -> account name); `account_max_rps` gives accounts their limits."""
     lines: list[str] = []
     for n, cuit in enumerate(cuits):
         secret = base64.b64encode(f"tfq-generated-secret-{n:06d}".encode()).decode()
         lines += ["[[tenant]]", f'cuit = "{cuit}"', f'callback_secret = "whsec_{secret}"']
         if gap_seconds is not None:
             lines.append(f"gap_seconds = {gap_seconds}")
+        if accounts and cuit in accounts:
+            lines.append(f'account = "{accounts[cuit]}"')
         for pdv, test in ((TEST_PDV, "true"), (REAL_PDV, "false")):
             lines += [
                 "[[tenant.pdv]]",
@@ -45,5 +56,7 @@ def write_tenants(path: Path, cuits: list[str], *, gap_seconds: float | None = N
                 f"test = {test}",
             ]
         lines.append("")
+    for name, max_rps in (account_max_rps or {}).items():
+        lines += ["[[account]]", f'name = "{name}"', f"max_rps = {max_rps}", ""]
     path.write_text("\n".join(lines))
     return path

@@ -34,6 +34,7 @@ from worker.store.jobs import JobStatus
 from worker.store.keys import JobField
 from worker.store.lanes import LaneStore
 from worker.store.scripts import text
+from worker.tenants import Pacing
 from worker.tenants_live import TenantLookup
 from worker.tusfacturas.client import REGENERAR_PDF, TusFacturasClient
 from worker.tusfacturas.errors import TusFacturasError
@@ -128,22 +129,27 @@ class PdfKeeper:
         return files
 
     def _regenerate(self, rec: dict[str, Any]) -> _Links:
-        pdv = self.tenants.pdv(rec[JobField.CUIT], int(rec[JobField.PUNTO_VENTA]))
-        self._account_turn()
+        cuit, punto_venta = rec[JobField.CUIT], int(rec[JobField.PUNTO_VENTA])
+        pdv = self.tenants.pdv(cuit, punto_venta)
+        self._account_turn(self.tenants.pacing(cuit, punto_venta))
         fresh = self.client.regenerar_pdf(pdv, rec[JobField.TIPO], int(rec[JobField.NUMERO]))
         log.info("pdf link regenerated", extra={"job_id": rec[JobField.ID]})
         return _Links(fresh.pdf_url, fresh.ticket_url)
 
-    def _account_turn(self) -> None:
-        """Wait for the account's pacing slot (bounded): `regenerar_pdf` counts against
-        the same per-second limit as every other call."""
-        interval = 1.0 / self.settings.api_max_rps
+    def _account_turn(self, pacing: Pacing) -> None:
+        """Wait for the pacing slot of the PDV's account (bounded): `regenerar_pdf` counts
+        against the same per-second limit as the account's other calls."""
+        interval = pacing.interval_seconds(self.settings.api_max_rps)
         deadline = time.monotonic() + MAX_PACING_WAIT_SECONDS
         while True:
             res = [
                 text(x)
                 for x in self.store.run_script(
-                    "account_turn", interval, MAX_PACING_WAIT_SECONDS, REGENERAR_PDF
+                    "account_turn",
+                    pacing.account,
+                    interval,
+                    MAX_PACING_WAIT_SECONDS,
+                    REGENERAR_PDF,
                 )
             ]
             if res[0] == "go":

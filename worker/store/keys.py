@@ -29,8 +29,9 @@ TEMPLATES: dict[str, str] = {
     "lanes": "lanes",
     # Monotonic fencing-token counter for leases.
     "fence": "fence",
-    # Account pacing (next free call slot) and the service-down window.
-    "account": "account",
+    # Pacing of one TusFacturas account (its next free call slot), by account name (never
+    # a credential: worker.tenants names accounts); and the service-down window.
+    "account": "account:{}",
     "down": "down",
     # CUITs that saw an outage on their own calls, scored by when (a quorum makes it global).
     "sightings": "sightings",
@@ -114,9 +115,8 @@ class Keys:
     def fence(self) -> str:
         return self._k("fence")
 
-    @property
-    def account(self) -> str:
-        return self._k("account")
+    def account(self, name: str) -> str:
+        return self._k("account", name)
 
     @property
     def down(self) -> str:
@@ -279,7 +279,7 @@ class DownField(StrEnum):
 
 
 class AccountField(StrEnum):
-    """Fields of the account's pacing hash (`account`)."""
+    """Fields of an account's pacing hash (`account:<name>`)."""
 
     NEXT = "next"  # the next free call slot
 

@@ -103,15 +103,16 @@ class LaneStore(JobStore):
         token: str,
         *,
         gap_seconds: float,
+        account: str,
         min_interval_seconds: float,
         max_wait_seconds: float,
         max_sends: int = 0,
         jobs: list[tuple[str, int, str]],
     ) -> Turn:
-        """Atomic last check (lease, service, spend bound, gap, account pacing) and intent
-        record."""
+        """Atomic last check (lease, service, spend bound, gap, the pacing of `account`,
+        whose calls are at least `min_interval_seconds` apart) and intent record."""
         args: list[Any] = [
-            cuit, token, gap_seconds, min_interval_seconds, max_wait_seconds, max_sends
+            cuit, token, gap_seconds, account, min_interval_seconds, max_wait_seconds, max_sends
         ]  # fmt: skip
         for job_id, numero, fingerprint in jobs:
             args += [job_id, numero, fingerprint]
@@ -123,16 +124,18 @@ class LaneStore(JobStore):
         token: str,
         endpoint: str,
         *,
+        account: str,
         min_interval_seconds: float,
         max_wait_seconds: float,
         counter: str = "",
         bound: int = 0,
     ) -> Turn:
-        """A query's turn under account pacing (and its count, for a paid query):
+        """A query's turn under the pacing of `account` (and its count, for a paid query):
         go, wait (seconds), early (epoch s), spent (count in `spent_sends`) or stale."""
         reply = self.run_script(
-            "query", cuit, token, min_interval_seconds, max_wait_seconds, endpoint, counter, bound
-        )
+            "query", cuit, token, account, min_interval_seconds, max_wait_seconds, endpoint,
+            counter, bound,
+        )  # fmt: skip
         return read_query(reply)
 
     def refund_call(self, cuit: str, token: str, counter: str) -> int:
@@ -151,9 +154,11 @@ class LaneStore(JobStore):
         not_before: float,
         gap_seconds: float,
         failures: int | None = None,
+        account: str = "",
         account_not_before: float | None = None,
     ) -> Released | None:
-        """Unlease; the next slot is max(not_before, last send + gap). None when stale."""
+        """Unlease; the next slot is max(not_before, last send + gap). None when stale.
+        With `account` and `account_not_before` (a 429), that account's calls wait too."""
         reply = self.run_script(
             "release",
             cuit,
@@ -161,6 +166,7 @@ class LaneStore(JobStore):
             not_before,
             gap_seconds,
             "" if failures is None else failures,
+            account,
             "" if account_not_before is None else account_not_before,
         )
         return read_release(reply)

@@ -1,12 +1,14 @@
 -- Give a lane back after a claim: drop finished head jobs, set the next slot, unlease.
 -- ARGV: prefix, cuit, token, not before (epoch s), gap seconds, failures ('' keeps),
---       account not before (epoch s, '' for none: a 429 slows the whole account)
+--       account name, account not before (epoch s, '' for none: a 429 slows that
+--       account, every lane of it)
 -- A call made under this lease has had its reply (or failed) now: that is `last_done`.
 -- The next slot is max(not before, max(last send, last reply) + gap): AFIP measures the
 -- gap between arrivals, and only a reply proves the previous call has arrived.
 -- Returns {depth left, next slot} or {'stale'}.
 local P, cuit, token = ARGV[1], ARGV[2], ARGV[3]
-local not_before, gap, failures, account_nb = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local not_before, gap, failures = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local account, account_nb = ARGV[7], ARGV[8]
 local now = now_s()
 local st = K.lane_state(P, cuit)
 if redis.call('HGET', st, 'token') ~= token then return {'stale'} end
@@ -27,9 +29,10 @@ if last_sent >= tonumber(times[2] or now) then
 end
 local next_at = math.max(not_before, math.max(last_sent, last_done) + gap)
 if failures ~= '' then redis.call('HSET', st, 'failures', failures) end
-if account_nb ~= '' then
-  local cur = tonumber(redis.call('HGET', K.account(P), 'next') or '0')
-  redis.call('HSET', K.account(P), 'next', math.max(cur, tonumber(account_nb)))
+if account ~= '' and account_nb ~= '' then
+  local key = K.account(P, account)
+  local cur = tonumber(redis.call('HGET', key, 'next') or '0')
+  redis.call('HSET', key, 'next', math.max(cur, tonumber(account_nb)))
 end
 redis.call('HSET', st, 'next_at', next_at, 'gap', gap)
 redis.call('HDEL', st, 'token', 'expires', 'owner', 'claimed', 'working')
