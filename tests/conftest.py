@@ -8,12 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy.engine import make_url
 
 from ops.sandbox.server import SandboxProcess
 from ops.testkit import localpostgres
 from ops.testkit.examples import EXAMPLES_DIR
+from ops.testkit.harness import unique_prefix
+from worker.store.keys import Keys
+from worker.store.lanes import LaneStore
 from worker.tenants import Pdv, Tenants
 
 TENANTS_FILE = EXAMPLES_DIR / "tenants.toml"
@@ -59,6 +63,16 @@ def sandbox(sandbox_process: SandboxProcess) -> Iterator[SandboxProcess]:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return os.environ.get("TFQ_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[LaneStore]:
+    """The store under a key prefix of its own, its keys deleted after the test."""
+    client = redis.Redis.from_url(redis_url)
+    keys = Keys(unique_prefix("store"))
+    yield LaneStore(client, keys)
+    for key in client.scan_iter(keys.pattern(), count=1000):
+        client.unlink(key)
 
 
 # --- the archive's databases --------------------------------------------------------------

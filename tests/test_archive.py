@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import IntegrityError
 
@@ -23,7 +20,6 @@ from worker.errors import ConfigError
 from worker.invoice.envelope import validate_envelope
 from worker.settings import Settings
 from worker.store.jobs import pack_envelope
-from worker.store.keys import Keys
 from worker.store.lanes import LaneStore
 
 TODAY = date(2026, 11, 20)
@@ -158,15 +154,6 @@ def test_default_url_is_a_sqlite_file_under_the_data_dir(tmp_path: Path) -> None
 
 
 # --- the archiver: from the Redis schedule to the database --------------------------------
-
-
-@pytest.fixture
-def store(redis_url: str) -> Iterator[LaneStore]:
-    client = redis.Redis.from_url(redis_url)
-    keys = Keys(f"tfq-test-{secrets.token_hex(4)}:")
-    yield LaneStore(client, keys)
-    for key in client.scan_iter(keys.pattern()):
-        client.delete(key)
 
 
 def finish(store: LaneStore, rec: dict[str, Any], at: float) -> None:

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from unittest.mock import ANY
 
 import pytest
-import redis
 
-from ops.testkit.harness import unique_prefix
 from worker.dispatcher import Dispatcher
 from worker.store.jobs import InvalidBatchName, JobResult, NewJob, check_batch_name
-from worker.store.keys import Keys
 from worker.store.lanes import LaneStore
 from worker.store.scripts import Enqueued, Released
 from worker.tusfacturas.client import REGENERAR_PDF
 
 CUIT_A = "20111111112"
 CUIT_B = "20267565393"
-
-
-@pytest.fixture
-def store(redis_url: str) -> Iterator[LaneStore]:
-    client = redis.Redis.from_url(redis_url)
-    keys = Keys(unique_prefix("lanes"))
-    yield LaneStore(client, keys)
-    for key in client.scan_iter(keys.pattern(), count=1000):
-        client.unlink(key)
 
 
 def job(n: int, cuit: str = CUIT_A, ref: str | None = None) -> NewJob:

@@ -5,12 +5,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
-import redis
 
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.examples import load_example
@@ -19,7 +15,6 @@ from worker.archive.pdfs import PdfKind, PdfStore, pdf_path
 from worker.invoice.envelope import validate_envelope
 from worker.invoice.rules import argentina_today
 from worker.settings import Settings
-from worker.store.keys import Keys
 from worker.store.lanes import LaneStore
 from worker.tenants import Pdv, Tenants
 from worker.tusfacturas.client import TusFacturasClient
@@ -46,15 +41,6 @@ def test_store_takes_any_fsspec_url() -> None:
     assert store.get("a/b.pdf") == b"%PDF-x"
 
 
-@pytest.fixture
-def lanes(redis_url: str) -> Iterator[LaneStore]:
-    client = redis.Redis.from_url(redis_url)
-    keys = Keys(f"tfq-test-{secrets.token_hex(4)}:")
-    yield LaneStore(client, keys)
-    for key in client.scan_iter(keys.pattern()):
-        client.delete(key)
-
-
 def issued_record(sandbox: SandboxProcess, pdv: Pdv, cuit: str) -> dict[str, Any]:
     """Issue a FACTURA B at the sandbox; the job record the worker would keep of it."""
     body = validate_envelope(load_example("factura_b", argentina_today())).invoice_body()
@@ -68,16 +54,16 @@ def issued_record(sandbox: SandboxProcess, pdv: Pdv, cuit: str) -> dict[str, Any
     }  # fmt: skip
 
 
-def keeper(lanes: LaneStore, tmp_path: Path, sandbox: SandboxProcess, tenants: Tenants,
+def keeper(store: LaneStore, tmp_path: Path, sandbox: SandboxProcess, tenants: Tenants,
            **settings: Any) -> PdfKeeper:  # fmt: skip
     s = Settings(api_max_rps=1000, **settings)
     client = TusFacturasClient(sandbox.api_url, timeout_seconds=10)
-    return PdfKeeper(lanes, PdfStore(str(tmp_path / "pdfs")), client, tenants, s)
+    return PdfKeeper(store, PdfStore(str(tmp_path / "pdfs")), client, tenants, s)
 
 
-def due(lanes: LaneStore, rec: dict[str, Any]) -> None:
-    lanes.r.hset(lanes.keys.job(rec["id"]), mapping=rec)
-    lanes.r.zadd(lanes.keys.pdfs, {rec["id"]: 0})
+def due(store: LaneStore, rec: dict[str, Any]) -> None:
+    store.r.hset(store.keys.job(rec["id"]), mapping=rec)
+    store.r.zadd(store.keys.pdfs, {rec["id"]: 0})
 
 
 def regenerations(sandbox: SandboxProcess) -> int:
@@ -86,54 +72,54 @@ def regenerations(sandbox: SandboxProcess) -> int:
 
 
 def test_keeper_stores_the_pdf_and_the_ticket(
-    sandbox: SandboxProcess, real_pdv: Pdv, tenants: Tenants, lanes: LaneStore, tmp_path: Path
+    sandbox: SandboxProcess, real_pdv: Pdv, tenants: Tenants, store: LaneStore, tmp_path: Path
 ) -> None:
     rec = issued_record(sandbox, real_pdv, "20111111112")
-    due(lanes, rec)
-    k = keeper(lanes, tmp_path, sandbox, tenants)
+    due(store, rec)
+    k = keeper(store, tmp_path, sandbox, tenants)
     assert k.run_due() == {PdfOutcome.KEPT: 1}
     kept = {
-        key.decode(): v.decode() for key, v in lanes.r.hgetall(lanes.keys.job(rec["id"])).items()
+        key.decode(): v.decode() for key, v in store.r.hgetall(store.keys.job(rec["id"])).items()
     }
     data = k.pdfs.get(kept["pdf_path"])
     assert data.startswith(b"%PDF")
     assert kept["pdf_sha256"] == hashlib.sha256(data).hexdigest()
     assert int(kept["pdf_size"]) == len(data)
     assert k.pdfs.get(kept["ticket_path"]).startswith(b"%PDF")
-    assert lanes.r.zscore(lanes.keys.archive, rec["id"]) is not None  # archived again
-    assert lanes.r.zcard(lanes.keys.pdfs) == 0
+    assert store.r.zscore(store.keys.archive, rec["id"]) is not None  # archived again
+    assert store.r.zcard(store.keys.pdfs) == 0
     assert regenerations(sandbox) == 0
     assert k.run_due() == {}
 
 
 def test_an_expired_link_is_regenerated_once(
-    sandbox: SandboxProcess, real_pdv: Pdv, tenants: Tenants, lanes: LaneStore, tmp_path: Path
+    sandbox: SandboxProcess, real_pdv: Pdv, tenants: Tenants, store: LaneStore, tmp_path: Path
 ) -> None:
     sandbox.set_config(pdf_link_seconds=0.5)
     rec = issued_record(sandbox, real_pdv, "20111111112")
     time.sleep(0.6)  # the day is over: the link serves a 404 page now
-    due(lanes, rec)
-    k = keeper(lanes, tmp_path, sandbox, tenants)
+    due(store, rec)
+    k = keeper(store, tmp_path, sandbox, tenants)
     assert k.run_due() == {PdfOutcome.KEPT: 1}
     assert regenerations(sandbox) == 1
-    assert lanes.r.hget(lanes.keys.job(rec["id"]), "pdf_regenerations") == b"1"
+    assert store.r.hget(store.keys.job(rec["id"]), "pdf_regenerations") == b"1"
 
 
 def test_regenerations_and_attempts_are_bounded(
-    sandbox: SandboxProcess, real_pdv: Pdv, tenants: Tenants, lanes: LaneStore, tmp_path: Path
+    sandbox: SandboxProcess, real_pdv: Pdv, tenants: Tenants, store: LaneStore, tmp_path: Path
 ) -> None:
     sandbox.set_config(pdf_link_seconds=0)  # every link is dead on arrival
     rec = issued_record(sandbox, real_pdv, "20111111112")
     time.sleep(0.01)
-    due(lanes, rec)
-    k = keeper(lanes, tmp_path, sandbox, tenants, pdf_max_attempts=3, pdf_max_regenerations=1)
+    due(store, rec)
+    k = keeper(store, tmp_path, sandbox, tenants, pdf_max_attempts=3, pdf_max_regenerations=1)
     outcomes = []
     for _ in range(5):
         outcomes += list(k.run_due().elements())
-        lanes.r.zadd(lanes.keys.pdfs, {rec["id"]: 0}, xx=True)  # the retry is due at once
+        store.r.zadd(store.keys.pdfs, {rec["id"]: 0}, xx=True)  # the retry is due at once
     assert outcomes == [PdfOutcome.RETRY, PdfOutcome.RETRY, PdfOutcome.GAVE_UP]
     assert regenerations(sandbox) == 1
-    job = lanes.r.hgetall(lanes.keys.job(rec["id"]))
+    job = store.r.hgetall(store.keys.job(rec["id"]))
     assert job[b"pdf_error"] == b"PDF link answered HTTP 404"
     assert job[b"pdf_attempts"] == b"3"
-    assert lanes.r.zcard(lanes.keys.pdfs) == 0
+    assert store.r.zcard(store.keys.pdfs) == 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from ops.testkit.localredis import STATE_DIR, free_port
+from ops.testkit.localredis import STATE_DIR, free_port, service_main
 from worker.errors import ConfigError
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -116,16 +116,7 @@ def stop() -> None:
 
 
 def main(argv: list[str]) -> None:
-    action = argv[0] if argv else "ensure"
-    try:
-        if action == "ensure":
-            print(ensure())
-        elif action == "stop":
-            stop()
-        else:
-            raise SystemExit("usage: python -m ops.testkit.localpostgres ensure|stop")
-    except ConfigError as exc:
-        raise SystemExit(f"ops.testkit.localpostgres: {exc}") from None
+    service_main("ops.testkit.localpostgres", ensure, stop, argv)
 
 
 if __name__ == "__main__":

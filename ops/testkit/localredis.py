@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -124,7 +125,10 @@ def stop() -> None:
     PIDFILE.unlink(missing_ok=True)
 
 
-def main(argv: list[str]) -> None:
+def service_main(
+    module: str, ensure: Callable[[], str], stop: Callable[[], None], argv: list[str]
+) -> None:
+    """`python -m MODULE ensure|stop` for a local service: `ensure` prints the URL to use."""
     action = argv[0] if argv else "ensure"
     try:
         if action == "ensure":
@@ -132,9 +136,13 @@ def main(argv: list[str]) -> None:
         elif action == "stop":
             stop()
         else:
-            raise SystemExit("usage: python -m ops.testkit.localredis ensure|stop")
+            raise SystemExit(f"usage: python -m {module} ensure|stop")
     except ConfigError as exc:
-        raise SystemExit(f"ops.testkit.localredis: {exc}") from None
+        raise SystemExit(f"{module}: {exc}") from None
+
+
+def main(argv: list[str]) -> None:
+    service_main("ops.testkit.localredis", ensure, stop, argv)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the field path of each refusal, and no body ever holds a stack trace or an input
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -89,31 +90,32 @@ def install_error_handlers(app: FastAPI) -> None:
         problem = _validation_problem(exc)
         return problem_response(request.scope, problem.status_code, problem.detail, problem)
 
-    async def on_redis_error(request: Request, exc: Exception) -> Response:
-        log.warning("Redis unavailable: %s", type(exc).__name__)
-        problem = Problem(
-            503,
-            "the queue's Redis is not answering; nothing was queued by this request: retry",
-            slug="queue-unavailable",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
-        return problem_response(request.scope, 503, problem.detail, problem)
-
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(
+        StoreError,
+        _unavailable(
+            "the queue's Redis is not answering; nothing was queued by this request: retry",
+            "queue-unavailable",
+        ),
+    )
+    app.add_exception_handler(
+        ArchiveUnavailable,
+        _unavailable(
+            "the archive of finished jobs cannot be read now: retry", "archive-unavailable"
+        ),
+    )
 
-    async def on_archive_error(request: Request, exc: Exception) -> Response:
-        log.warning("archive unavailable: %s", exc)
-        problem = Problem(
-            503,
-            "the archive of finished jobs cannot be read now: retry",
-            slug="archive-unavailable",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
+
+def _unavailable(detail: str, slug: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A 503 with Retry-After for a service tfq needs that is not answering."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        log.warning("%s: %s", slug, type(exc).__name__)
+        problem = Problem(503, detail, slug=slug, headers={"Retry-After": RETRY_AFTER_SECONDS})
         return problem_response(request.scope, 503, problem.detail, problem)
 
-    app.add_exception_handler(StoreError, on_redis_error)
-    app.add_exception_handler(ArchiveUnavailable, on_archive_error)
+    return handler
 
 
 def _validation_problem(exc: RequestValidationError) -> Problem:

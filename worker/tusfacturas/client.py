@@ -279,15 +279,7 @@ class TusFacturasClient:
         The docs show no not-found reply for it, so None needs an error whose every text
         says so; `lookup` is the one reconciliation relies on.
         """
-        payload = {
-            "comprobante": {
-                "tipo": tipo,
-                "operacion": "V",
-                "punto_venta": pdv.punto_venta,
-                "numero": numero,
-            }
-        }
-        body = self._call(CONSULTA, pdv, payload, raise_on_error=False)
+        body = self._call(CONSULTA, pdv, _one_invoice(pdv, tipo, numero), raise_on_error=False)
         if clean_str(body.get("error")).upper() == "S":
             if says_not_found(messages(body.get("errores"))):
                 return None
@@ -328,15 +320,7 @@ class TusFacturasClient:
     def regenerar_pdf(self, pdv: Pdv, tipo: str, numero: int) -> PdfLinks:
         """New links to an issued invoice's PDF and ticket (`facturacion/regenerar_pdf`),
         for when the ones it was issued with have expired. Costs a request of the plan."""
-        payload = {
-            "comprobante": {
-                "tipo": tipo,
-                "operacion": "V",
-                "punto_venta": pdv.punto_venta,
-                "numero": numero,
-            }
-        }
-        body = self._call(REGENERAR_PDF, pdv, payload)
+        body = self._call(REGENERAR_PDF, pdv, _one_invoice(pdv, tipo, numero))
         pdf_url = clean_str(body.get("comprobante_pdf_url"))
         if not pdf_url:
             raise TransientError("regenerar_pdf reply without comprobante_pdf_url")
@@ -479,6 +463,18 @@ class TusFacturasClient:
         exc.codes = [clean(c) for c in exc.codes]
         exc.args = (exc.detail,)
         return exc
+
+
+def _one_invoice(pdv: Pdv, tipo: str, numero: int) -> dict[str, Any]:
+    """The body that names one sales invoice of this PDV (consulta, regenerar_pdf)."""
+    return {
+        "comprobante": {
+            "tipo": tipo,
+            "operacion": "V",
+            "punto_venta": pdv.punto_venta,
+            "numero": numero,
+        }
+    }
 
 
 def lotes_items(body: dict[str, Any]) -> list[Any] | None:
