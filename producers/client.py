@@ -100,7 +100,7 @@ class InvoiceQueue:
 
     @cached_property
     def documents(self) -> Documents:
-        return Documents(self.store, self.archive, PdfStore(self.settings.pdf_store_url))
+        return Documents(self.store, self.archived, PdfStore(self.settings.pdf_store_url))
 
     # --- submitting -----------------------------------------------------------------------
 

@@ -10,8 +10,12 @@ from typing import Any
 
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.examples import load_example
+from worker.archive import db
+from worker.archive.documents import Documents
 from worker.archive.keeper import PdfKeeper, PdfOutcome
 from worker.archive.pdfs import PdfKind, PdfStore, pdf_path
+from worker.archive.repository import Archive
+from worker.archive.results import ArchivedResults
 from worker.invoice.envelope import validate_envelope
 from worker.invoice.rules import argentina_today
 from worker.settings import Settings
@@ -123,3 +127,35 @@ def test_regenerations_and_attempts_are_bounded(
     assert job[b"pdf_error"] == b"PDF link answered HTTP 404"
     assert job[b"pdf_attempts"] == b"3"
     assert store.r.zcard(store.keys.pdfs) == 0
+
+
+def test_a_pdf_lookup_says_why_there_is_none(store: LaneStore, tmp_path: Path) -> None:
+    pdfs = PdfStore(str(tmp_path / "pdfs"))
+    archive = Archive(db.engine_for(f"sqlite:///{tmp_path}/a.sqlite3"))  # not created yet
+    docs = Documents(store, ArchivedResults(archive, None), pdfs)
+    base = {"cuit": "20111111112", "pv": "3", "tipo": "FACTURA B", "numero": "7"}
+    cases = {
+        "rejected": {**base, "status": "rejected"},
+        "waiting": {**base, "status": "issued", "pdf_url": "https://x.example/a.pdf"},
+        "failing": {
+            **base, "status": "issued", "pdf_url": "https://x.example/a.pdf",
+            "pdf_error": "PDF link answered HTTP 503",
+        },
+        "no_link": {**base, "status": "issued"},
+        "kept": {**base, "status": "issued", "pdf_url": "u", "pdf_path": "a/b.pdf"},
+    }  # fmt: skip
+    for job_id, rec in cases.items():
+        store.r.hset(store.keys.job(job_id), mapping={"id": job_id, **rec})
+    pdfs.put("a/b.pdf", b"%PDF-1.4 kept")
+    found = {job_id: docs.pdf(job_id) for job_id in cases}
+    assert {k: (v.pending if v else None) for k, v in found.items()} == {
+        "rejected": False, "waiting": True, "failing": True, "no_link": False, "kept": False,
+    }  # fmt: skip
+    assert found["rejected"] is not None
+    assert "only an issued invoice" in found["rejected"].reason
+    assert found["failing"] is not None
+    assert "HTTP 503" in found["failing"].reason
+    assert found["kept"] is not None
+    assert found["kept"].data == b"%PDF-1.4 kept"
+    assert found["kept"].filename == "FACTURA-B-00003-00000007.pdf"
+    assert docs.pdf("nothing-here") is None  # in neither Redis nor the archive

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from worker.archive.pdfs import PdfKind, PdfStore
-from worker.archive.repository import Archive
-from worker.archive.results import ArchiveUnavailable
+from worker.archive.results import ArchivedResults, ArchiveUnavailable
 from worker.store.jobs import JobStatus
 from worker.store.keys import JobField
 from worker.store.lanes import LaneStore
@@ -42,9 +39,9 @@ class _Facts:
 
 
 class Documents:
-    def __init__(self, store: LaneStore, archive: Archive, pdfs: PdfStore):
+    def __init__(self, store: LaneStore, archived: ArchivedResults, pdfs: PdfStore):
         self.store = store
-        self.archive = archive
+        self.archived = archived
         self.pdfs = pdfs
 
     def pdf(self, job_id: str, kind: PdfKind = PdfKind.A4) -> PdfLookup | None:
@@ -53,20 +50,9 @@ class Documents:
         facts = self._facts(job_id, kind)
         if facts is None:
             return None
-        if facts.status != JobStatus.ISSUED:
-            return PdfLookup(facts.cuit, reason=f"the job is {facts.status}: only an issued "
-                             "invoice has a PDF")  # fmt: skip
-        if facts.path is None:
-            if facts.archived:
-                return PdfLookup(facts.cuit, reason=f"no {kind} was kept for this invoice")
-            if not facts.linked:
-                return PdfLookup(facts.cuit, reason=f"TusFacturas gave no {kind} for this invoice")
-            if facts.error:
-                return PdfLookup(
-                    facts.cuit, reason=f"tfq could not keep it yet: {facts.error}", pending=True
-                )
-            return PdfLookup(facts.cuit, reason="not kept yet: tfq downloads it shortly",
-                             pending=True)  # fmt: skip
+        if facts.status != JobStatus.ISSUED or facts.path is None:
+            reason, pending = _why_none(facts, kind)
+            return PdfLookup(facts.cuit, reason=reason, pending=pending)
         try:
             data = self.pdfs.get(facts.path)
         except OSError as exc:
@@ -90,10 +76,7 @@ class Documents:
                 linked=bool(rec.get(url_field)),
                 error=rec.get(JobField.PDF_ERROR, ""),
             )
-        try:
-            row = self.archive.get(job_id)
-        except SQLAlchemyError as exc:
-            raise ArchiveUnavailable(f"the archive: {type(exc).__name__}") from None
+        row = self.archived.row(job_id)
         if row is None:
             return None
         path = row.pdf_path if kind is PdfKind.A4 else row.ticket_path
@@ -108,3 +91,16 @@ class Documents:
             error="",
             archived=True,
         )
+
+
+def _why_none(facts: _Facts, kind: PdfKind) -> tuple[str, bool]:
+    """Why a job has no kept PDF of this kind, and whether one may still come."""
+    if facts.status != JobStatus.ISSUED:
+        return f"the job is {facts.status}: only an issued invoice has a PDF", False
+    if facts.archived:
+        return f"no {kind} was kept for this invoice", False
+    if not facts.linked:
+        return f"TusFacturas gave no {kind} for this invoice", False
+    if facts.error:
+        return f"tfq could not keep it yet: {facts.error}", True
+    return "not kept yet: tfq downloads it shortly", True

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from worker.archive import db
 from worker.archive.repository import Archive, archived_result
+from worker.archive.schema import ArchivedJob
 from worker.errors import ConfigError, TfqError
 from worker.store.jobs import JobResult
 
@@ -28,14 +29,18 @@ class ArchivedResults:
     def get(self, job_id: str) -> JobResult | None:
         """The archived result of a job Redis no longer holds, or None when the archive
         has no such job; `ArchiveUnavailable` when it cannot say."""
+        row = self.row(job_id)
+        return None if row is None else archived_result(row, self.public_url)
+
+    def row(self, job_id: str) -> ArchivedJob | None:
+        """The job's archive row, or None; `ArchiveUnavailable` when it cannot say."""
         where = db.safe_url(str(self.archive.engine.url))
         try:
             if not self._schema_ready:
                 db.ensure_schema(self.archive.engine)  # a SQLite file may not exist yet
                 self._schema_ready = True
-            row = self.archive.get(job_id)
+            return self.archive.get(job_id)
         except ConfigError as exc:
             raise ArchiveUnavailable(str(exc)) from None
         except SQLAlchemyError as exc:
             raise ArchiveUnavailable(f"the archive at {where}: {type(exc).__name__}") from None
-        return None if row is None else archived_result(row, self.public_url)
