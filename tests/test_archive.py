@@ -14,13 +14,14 @@ from sqlalchemy.exc import IntegrityError
 
 from ops.testkit.examples import load_example
 from worker.archive import db
-from worker.archive.archiver import archive_due, claim, settle
+from worker.archive.archiver import archive_due
 from worker.archive.repository import Archive, row_from_record
 from worker.errors import ConfigError
 from worker.invoice.envelope import validate_envelope
 from worker.settings import Settings
 from worker.store.jobs import pack_envelope
 from worker.store.lanes import LaneStore
+from worker.store.schedules import Schedule, claim, settle_archived
 
 TODAY = date(2026, 11, 20)
 
@@ -181,9 +182,9 @@ def test_archiver_writes_each_finished_job_once(store: LaneStore, archive: Archi
 
 def test_a_change_while_archiving_is_archived_again(store: LaneStore, archive: Archive) -> None:
     finish(store, record("j1"), at=1.0)
-    claims = claim(store, 10, 120)
+    claims = claim(store, Schedule.ARCHIVE, 10, 120)
     finish(store, record("j1", updated=9.0), at=5.0)  # re-added while the claim was out
-    assert settle(store, claims) == 0
+    assert settle_archived(store, claims) == 0
     assert store.r.zcard(store.keys.archive) == 1
 
 

@@ -19,15 +19,9 @@ from worker.archive.repository import Archive, row_from_record
 from worker.store.jobs import FINAL
 from worker.store.keys import JobField
 from worker.store.lanes import LaneStore
-from worker.store.scripts import text
+from worker.store.schedules import Schedule, claim, settle_archived
 
 log = logging.getLogger("tfq.archive")
-
-
-@dataclass(frozen=True)
-class ArchiveClaim:
-    job_id: str
-    deadline: str  # the claim's score, as the script wrote it
 
 
 @dataclass(frozen=True)
@@ -38,28 +32,11 @@ class ArchivePass:
     failed: bool  # the database refused: every claim stays in Redis
 
 
-def claim(
-    store: LaneStore, max_items: int, visibility_seconds: float, which: str = "archive"
-) -> list[ArchiveClaim]:
-    """Due jobs of a schedule ('archive' or 'pdfs'), each pushed ahead while handled."""
-    flat = [
-        text(x) for x in store.run_script("schedule_claim", which, max_items, visibility_seconds)
-    ]
-    return [ArchiveClaim(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
-
-
-def settle(store: LaneStore, claims: list[ArchiveClaim]) -> int:
-    if not claims:
-        return 0
-    args = [x for c in claims for x in (c.job_id, c.deadline)]
-    return int(store.run_script("archive_done", *args))
-
-
 def archive_due(
     store: LaneStore, archive: Archive, *, max_items: int = 500, visibility_seconds: float = 120
 ) -> ArchivePass:
     """One pass: claim what is due, write it, settle what was written."""
-    claims = claim(store, max_items, visibility_seconds)
+    claims = claim(store, Schedule.ARCHIVE, max_items, visibility_seconds)
     if not claims:
         return ArchivePass(0, 0, 0, failed=False)
     records = store.jobs([c.job_id for c in claims])
@@ -81,7 +58,7 @@ def archive_due(
     except SQLAlchemyError as exc:
         log.warning("archive write failed (%d jobs stay queued): %s", len(rows), type(exc).__name__)
         return ArchivePass(len(claims), 0, 0, failed=True)
-    return ArchivePass(len(records), written, settle(store, claims), failed=False)
+    return ArchivePass(len(records), written, settle_archived(store, claims), failed=False)
 
 
 def _one_by_one(archive: Archive, rows: list[dict[str, Any]]) -> tuple[int, set[str]]:

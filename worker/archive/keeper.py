@@ -19,7 +19,6 @@ from typing import Any
 
 import requests
 
-from worker.archive.archiver import claim
 from worker.archive.pdfs import (
     PdfKind,
     PdfLinkExpired,
@@ -33,7 +32,7 @@ from worker.settings import Settings
 from worker.store.jobs import JobStatus
 from worker.store.keys import JobField
 from worker.store.lanes import LaneStore
-from worker.store.scripts import text
+from worker.store.schedules import Schedule, account_turn, claim, pdf_kept, pdf_retry
 from worker.tenants import Pacing
 from worker.tenants_live import TenantLookup
 from worker.tusfacturas.client import REGENERAR_PDF, TusFacturasClient
@@ -87,7 +86,8 @@ class PdfKeeper:
     def run_due(self, max_items: int = 20) -> Counter[PdfOutcome]:
         """One pass over the due jobs; returns how each went."""
         outcomes: Counter[PdfOutcome] = Counter()
-        for c in claim(self.store, max_items, self.settings.pdf_visibility_seconds, "pdfs"):
+        due = claim(self.store, Schedule.PDFS, max_items, self.settings.pdf_visibility_seconds)
+        for c in due:
             outcomes[self.keep(c.job_id)] += 1
         return outcomes
 
@@ -142,19 +142,12 @@ class PdfKeeper:
         interval = pacing.interval_seconds(self.settings.api_max_rps)
         deadline = time.monotonic() + MAX_PACING_WAIT_SECONDS
         while True:
-            res = [
-                text(x)
-                for x in self.store.run_script(
-                    "account_turn",
-                    pacing.account,
-                    interval,
-                    MAX_PACING_WAIT_SECONDS,
-                    REGENERAR_PDF,
-                )
-            ]
-            if res[0] == "go":
+            turn = account_turn(
+                self.store, pacing.account, interval, MAX_PACING_WAIT_SECONDS, REGENERAR_PDF
+            )
+            if turn.go:
                 return
-            wait = float(res[1])
+            wait = turn.value or 0.0
             if time.monotonic() + wait > deadline:
                 raise PdfUnavailable("the account's pacing left no turn for regenerar_pdf")
             time.sleep(wait)
@@ -170,8 +163,7 @@ class PdfKeeper:
         return fields
 
     def _settle(self, job_id: str, fields: dict[str, Any] | None = None) -> None:
-        args = [x for kv in (fields or {}).items() for x in kv]
-        self.store.run_script("pdf_kept", job_id, *args)
+        pdf_kept(self.store, job_id, fields)
 
     def _retry(
         self, job_id: str, rec: dict[str, Any], exc: Exception, regenerations: int
@@ -179,15 +171,13 @@ class PdfKeeper:
         attempts = int(rec.get(JobField.PDF_ATTEMPTS) or 0)
         delay = RETRY_SECONDS[min(attempts, len(RETRY_SECONDS) - 1)]
         error = str(exc) if isinstance(exc, TfqError) else type(exc).__name__
-        made = int(
-            self.store.run_script(
-                "pdf_retry",
-                job_id,
-                self.store.now() + delay,
-                self.settings.pdf_max_attempts,
-                error,
-                regenerations,
-            )
+        made = pdf_retry(
+            self.store,
+            job_id,
+            at=self.store.now() + delay,
+            max_attempts=self.settings.pdf_max_attempts,
+            error=error,
+            regenerations=regenerations,
         )
         if made < 0:
             log.error("pdf not kept", extra={"job_id": job_id, "error": error})

@@ -121,7 +121,7 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class Turn:
-    """presend.lua and query.lua: whether a call may go now."""
+    """presend.lua, query.lua and account_turn.lua: whether a call may go now."""
 
     verdict: Verdict
     value: float | None = None  # go: send time; wait: seconds; early/down: epoch s
@@ -141,6 +141,12 @@ def read_presend(raw: Any) -> Turn:
         return Turn(verdict, spent_index=int(rest[0]), spent_sends=int(rest[1]))
     value, why = [*rest, "", ""][:2]
     return Turn(verdict, float(value) if value else None, why)
+
+
+def read_schedule_claim(raw: Any) -> list[tuple[str, str]]:
+    """schedule_claim.lua: (job id, the claim's deadline as written) per due job."""
+    flat = _texts(raw)
+    return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
 
 def read_query(raw: Any) -> Turn:
