@@ -63,7 +63,7 @@ def bench_realistic(bench: Bench) -> None:
         cpu = _cpu(meter)
         ledger = run.sandbox.ledger()
         stats = run.stats()
-    ideal, measured = _gap_rule_times(ledger, set(cuits), gap)
+    ideal, measured = gap_rule_times(ledger, set(cuits), gap)
     utilisation = ideal / measured if measured > 0 else 0.0
     arrivals = sorted(
         c["arrival"]
@@ -84,7 +84,7 @@ def bench_realistic(bench: Bench) -> None:
     bench.figures["realistic_cpu_percent"] = cpu
 
 
-def _gap_rule_times(ledger: dict[str, Any], cuits: set[str], gap: float) -> tuple[float, float]:
+def gap_rule_times(ledger: dict[str, Any], cuits: set[str], gap: float) -> tuple[float, float]:
     """Summed over CUITs: the ideal time from a CUIT's first call to its last under tfq's
     gap rule (a call may start at the previous one's start + its duration + the gap), and
     the time the ledger measured. A call's duration: its arrival to its last invoice issued."""
