@@ -129,6 +129,17 @@ class Run:
         url = self.sink.url if self.sink else (None if mode == "none" else "as-is")
         return JobMaker(argentina_today(), names, callback_url=url)
 
+    def rounds(self, tag: str, per_cuit: int, *, one_type: bool = False) -> list[dict[str, Any]]:
+        """`per_cuit` jobs for each of the scenario's CUITs, dealt round them (every CUIT's
+        first, then every CUIT's second, ...), refs TAG-CCCC-JJ; the sample types rotate, or
+        each CUIT keeps one (`one_type`: one numeracion query per CUIT, then invoicing only)."""
+        maker = self.maker()
+        return [
+            maker.make(cuit, f"{tag}-{c:04d}-{j:02d}", maker.name(c if one_type else c + j))
+            for j in range(per_cuit)
+            for c, cuit in enumerate(self.cuits[1:])
+        ]
+
     def submit_many(self, envelopes: list[dict[str, Any]]) -> None:
         report = self.queue.submit_many(envelopes)
         if report.refused:

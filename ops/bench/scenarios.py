@@ -172,13 +172,7 @@ def bench_capacity(bench: Bench) -> None:
         bench, "capacity", cuit_count, gap_seconds=0.0, latency_ms=SLOT_LATENCY_MS, batch_max=1
     ) as run:
         cuits = run.cuits[1:]
-        maker = run.maker()
-        # One sample type per CUIT: one numeracion query per CUIT, then invoicing calls only.
-        envelopes = [
-            maker.make(cuit, f"C-{c:04d}-{j:02d}", maker.name(c))
-            for j in range(per_cuit)
-            for c, cuit in enumerate(cuits)
-        ]
+        envelopes = run.rounds("C", per_cuit, one_type=True)
         base = run.issued_count()
         meter = CpuMeter(run.pids())
         counts = command_counts(run.bench.client)

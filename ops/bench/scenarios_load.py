@@ -5,6 +5,7 @@ Each adds its figures to the bench's JSON line; see `python -m ops.bench --help`
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from typing import Any
@@ -48,12 +49,7 @@ def bench_realistic(bench: Bench) -> None:
         worker_settings={"api_timeout_seconds": REALISTIC_API_TIMEOUT_SECONDS},
     ) as run:
         cuits = run.cuits[1:]
-        maker = run.maker()
-        envelopes = [
-            maker.make(cuit, f"R-{c:04d}-{j:02d}", maker.name(c + j))
-            for j in range(per_cuit)
-            for c, cuit in enumerate(cuits)
-        ]
+        envelopes = run.rounds("R", per_cuit)
         base = run.issued_count()
         meter = CpuMeter(run.pids())
         meter.start()
@@ -127,12 +123,7 @@ def bench_accounts(bench: Bench) -> None:
         cuits = run.cuits[1:]
         if cuits != planned:
             raise RuntimeError("accounts: the scenario's CUITs are not the planned ones")
-        maker = run.maker()
-        envelopes = [
-            maker.make(cuit, f"A-{c:04d}-{j:02d}", maker.name(c + j))
-            for j in range(per_cuit)
-            for c, cuit in enumerate(cuits)
-        ]
+        envelopes = run.rounds("A", per_cuit)
         base = run.issued_count()
         meter = CpuMeter(run.pids())
         meter.start()
@@ -180,12 +171,7 @@ def bench_overload(bench: Bench) -> None:
         bench, "overload", cuit_count, gap_seconds=0.0, latency_ms=LOAD_LATENCY_MS, batch_max=1
     ) as run:
         cuits = run.cuits[1:]
-        maker = run.maker()
-        # One sample type per CUIT (one numeracion query each), jobs dealt round the CUITs.
-        envelopes = [
-            maker.make(cuits[i % cuit_count], f"O-{i:07d}", maker.name(i % cuit_count))
-            for i in range(total)
-        ]
+        envelopes = run.rounds("O", math.ceil(total / cuit_count), one_type=True)[:total]
         base = run.issued_count()
         meter = CpuMeter(run.pids())
         meter.start()
