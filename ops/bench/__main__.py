@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run of ~1 min")
-    p.add_argument("--only", action="append", choices=SCENARIOS, help="run only these")
+    p.add_argument("--only", action="extend", nargs="+", choices=SCENARIOS, help="run only these")
     # As README's deployment: one worker process more than there are cores (a thread pool
     # holds one core at most: the GIL), each with its callback worker.
     p.add_argument("--workers", type=int, default=3, help="tfq worker processes")
