@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import random
 import re
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from ops.sandbox.config import SandboxConfig, build_parser, config_from_args
 from ops.sandbox.dates import AR_TZ
 from ops.sandbox.dialect import NOT_FOUND_WORDINGS, PRESETS, parse_dialect
 from ops.sandbox.engine import Sandbox
-from ops.sandbox.faults import Faults
+from ops.sandbox.faults import Faults, LatencyDist, parse_latency_dist
 from ops.sandbox.invoice import expected_total
 from ops.sandbox.server import SandboxProcess
 from ops.sandbox.texts import MSG_10016_CATALOGUE, MSGS_REJECTED_CATALOGUE
@@ -992,6 +993,38 @@ def test_process_started_with_fault_flags() -> None:
         res = requests.post(sb.api_url + "facturacion/nuevo", json=invoice(), timeout=5).json()
         assert "cupo" in res["errores"][0]
     assert "sandbox listening on http://127.0.0.1:" in sb.last_output
+
+
+def test_latency_dist_parsing() -> None:
+    assert parse_latency_dist("lognormal:250:2500:9000") == LatencyDist(250, 2500, 9000)
+    for bad in ("lognormal:250:2500", "normal:1:2:3", "lognormal:a:2:3", "lognormal:300:200:900"):
+        with pytest.raises(ValueError, match="lognormal"):
+            parse_latency_dist(bad)
+    ns = build_parser().parse_args(["--latency-dist", "lognormal:250:2500:9000"])
+    assert config_from_args(ns).faults.latency_dist == LatencyDist(250, 2500, 9000)
+    assert config_from_args(build_parser().parse_args([])).faults.latency_dist is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--latency-dist", "lognormal:0:1:2"])
+
+
+def test_latency_dist_has_its_median_and_p99_and_cap() -> None:
+    dist, rng = LatencyDist(250, 2500, 9000), random.Random(7)
+    draws = sorted(dist.draw_ms(rng) for _ in range(40_000))
+    assert draws[len(draws) // 2] == pytest.approx(250, rel=0.05)
+    assert draws[int(len(draws) * 0.99)] == pytest.approx(2500, rel=0.12)
+    assert max(draws) <= 9000
+    capped = LatencyDist(250, 2500, 1000)
+    assert max(capped.draw_ms(rng) for _ in range(5_000)) == 1000
+
+
+def test_process_started_with_a_latency_dist() -> None:
+    flags = ["--latency-dist", "lognormal:20:40:60", "--seed", "1"]
+    with SandboxProcess(TENANTS, gap_seconds=0, extra_args=flags) as sb:
+        assert sb.faults()["latency_dist"] == "lognormal:20:40:60"
+        t0 = time.monotonic()
+        res = requests.post(sb.api_url + "facturacion/nuevo", json=invoice(), timeout=5).json()
+        assert res["error"] == "N"
+        assert time.monotonic() - t0 >= 0.005
 
 
 # --- dialects: the readings of the vendor's pages (ops/sandbox/dialect.py) -----------------

@@ -8,7 +8,7 @@ sandbox and a generated tenants file (CUITs with PDVs 2 and 3, real, and 679, te
 removes its keys, its Celery result keys and its processes afterwards (also on Ctrl-C).
 Prints a table (each figure with its target) and one JSON line with every figure.
 
-Scenarios (sizes without --quick; --quick runs the same with fewer jobs, about a minute):
+Scenarios (sizes without --quick; --quick runs the same with fewer jobs, a few minutes):
 
 1. `enqueue`: `InvoiceQueue.submit_many(..., batch=)` of 20,000 copies of the sample jobs
    (`ops/testkit/examples`, unique external_references, 500 CUITs), validation included: jobs/s
@@ -38,6 +38,27 @@ Scenarios (sizes without --quick; --quick runs the same with fewer jobs, about a
 6. `memory`: 20,000 queued sample jobs under a fresh prefix, no worker: Redis `used_memory`
    delta / jobs (target <= 2,048 bytes). Also the sum of `MEMORY USAGE` of the prefix's keys
    per job (not disturbed by other Redis clients), by key kind. Keys removed afterwards.
+7. `realistic`: 1,000 CUITs x 4 jobs (quick: 200 x 3), gap 6 s, sandbox latency lognormal
+   (`--latency-dist lognormal:250:2500:9000`: median 250 ms, p99 2.5 s, cap 9 s; the real
+   API's figures and the 60 s gap divided by 10), TFQ_API_TIMEOUT_SECONDS=15 (above the cap),
+   batching off. `realistic_utilisation` = (sum over CUITs of the ideal time from its first
+   call to its last under tfq's own gap rule: each call may start at the previous call's
+   arrival + its duration (arrival to issued, from the ledger) + the gap) / (the sum of the
+   measured times), target >= 0.98. Also `realistic_calls_per_s` (first to last call).
+8. `accounts`: 4 TusFacturas accounts x 250 CUITs (quick: 4 x 50) x 4 jobs, gap 1 s, latency
+   20 ms; the tenants file names each CUIT's account with max_rps 10, the sandbox answers 429
+   beyond 10 calls a second per account, and the workers run with TFQ_API_MAX_RPS=10. Each
+   account's calls/s (every endpoint, 429s included: what tfq sent) over the middle 80 % of
+   its calls / its limit: `accounts_min_rps_ratio` (slowest account, target >= 0.95) and
+   `accounts_max_rps_ratio` (fastest, target <= 1.0); `accounts_429` the sandbox's refusals
+   (they also count among the scenario's rule breaks).
+9. `overload`: jobs offered at twice the same run's `capacity_calls_per_s` (capacity runs
+   first if not asked for) for 60 s (quick: 15 s) over 600 CUITs (quick: 200), gap 0, latency
+   20 ms, batching off. `overload_goodput_ratio` = invoicing calls/s over the middle 80 % /
+   `capacity_calls_per_s` (target >= 0.95); `overload_leases_reaped` (target 0);
+   `overload_jain` = Jain's fairness index of the calls per CUIT while demand was offered
+   (target >= 0.99).
+Scenarios 7-9 also report their gap, order and exactly-once violations (all must be 0).
 
 Ideals use the configured gap: a safety margin the worker adds is part of what is measured.
 Worker scenarios start `--workers` processes (each with its own dispatcher), wait until each
@@ -85,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run of ~1 min")
-    p.add_argument("--only", action="append", choices=SCENARIOS, help="run only these")
+    p.add_argument("--only", action="extend", nargs="+", choices=SCENARIOS, help="run only these")
     # As README's deployment: one worker process more than there are cores (a thread pool
     # holds one core at most: the GIL), each with its callback worker.
     p.add_argument("--workers", type=int, default=3, help="tfq worker processes")

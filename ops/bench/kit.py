@@ -28,7 +28,7 @@ from ops.testkit.ledger import audit
 INVOICING = ("facturacion/nuevo", "facturacion/lotes")
 GAP_TOLERANCE_SECONDS = 0.001  # clock granularity allowance of the bench's own gap check
 
-# Every tenant gets the puntos de venta the examples use; 679 is the seed's test PDV.
+# Every tenant gets the puntos de venta the examples use (test?); 679 is the seed's test PDV.
 PDVS: tuple[tuple[int, bool], ...] = ((2, False), (3, False), (679, True))
 
 
@@ -38,25 +38,6 @@ PDVS: tuple[tuple[int, bool], ...] = ((2, False), (3, False), (679, True))
 def make_cuits(count: int, prefix: str = "30", start: int = 40_000_000) -> list[str]:
     """`count` distinct valid CUITs counting up from `start`, apart from other runs' CUITs."""
     return tenantgen.make_cuits(count, prefix, start=start, step=1)
-
-
-def write_tenants(path: Path, cuits: Iterable[str]) -> Path:
-    """A tenants file: each CUIT with PDVs 2, 3 (real) and 679 (test), own credentials."""
-    lines: list[str] = []
-    for n, cuit in enumerate(cuits):
-        lines += ["[[tenant]]", f'cuit = "{cuit}"', f'callback_secret = "whsec_bench{n:06d}x"']
-        for pv, test in PDVS:
-            lines += [
-                "[[tenant.pdv]]",
-                f"punto_venta = {pv}",
-                f'apikey = "{100_000 + n}"',
-                f'apitoken = "bench-{cuit}-{pv}-apitoken"',
-                f'usertoken = "bench-{cuit}-{pv}-usertoken"',
-                f"test = {'true' if test else 'false'}",
-            ]
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
 
 
 class JobMaker:
@@ -142,6 +123,15 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+def middle_rate(times: list[float]) -> float:
+    """Events/s between the 10th and the 90th percentile event."""
+    if len(times) < 10:
+        return 0.0
+    lo, hi = int(len(times) * 0.1), int(len(times) * 0.9)
+    span = times[hi] - times[lo]
+    return (hi - lo) / span if span > 0 else 0.0
 
 
 # --- the sandbox ledger ----------------------------------------------------------------------

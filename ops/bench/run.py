@@ -19,6 +19,7 @@ import redis
 from celery import Celery
 
 from ops.bench.kit import (
+    PDVS,
     CallbackSink,
     Check,
     JobMaker,
@@ -27,10 +28,10 @@ from ops.bench.kit import (
     ref_of,
     unlink_keys,
     unlink_prefix,
-    write_tenants,
 )
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.testkit.tenantgen import write_tenants
 from producers.client import InvoiceQueue
 from worker.invoice.rules import argentina_today
 from worker.settings import Settings
@@ -48,10 +49,16 @@ class Sizes:
     idle_cuits: int
     bulk_jobs: int
     memory_jobs: int
+    realistic_cuits: int
+    realistic_jobs: int
+    accounts_cuits: int  # per account
+    accounts_jobs: int
+    overload_cuits: int
+    overload_seconds: float  # how long demand is offered at twice the capacity
 
 
-FULL = Sizes(20_000, 500, 500, 10, 600, 10, 200, 2_000, 20_000)
-QUICK = Sizes(4_000, 100, 100, 10, 200, 8, 40, 400, 5_000)
+FULL = Sizes(20_000, 500, 500, 10, 600, 10, 200, 2_000, 20_000, 1_000, 4, 250, 4, 600, 60.0)
+QUICK = Sizes(4_000, 100, 100, 10, 200, 8, 40, 400, 5_000, 200, 3, 50, 4, 200, 15.0)
 
 BLOCK_SECONDS = 2.0  # a gap violation blocks the CUIT this long (short, so a run still ends)
 UNLIMITED_RPS = 1_000_000  # account pacing out of the way: the per-CUIT gap is under test
@@ -122,6 +129,17 @@ class Run:
         url = self.sink.url if self.sink else (None if mode == "none" else "as-is")
         return JobMaker(argentina_today(), names, callback_url=url)
 
+    def rounds(self, tag: str, per_cuit: int, *, one_type: bool = False) -> list[dict[str, Any]]:
+        """`per_cuit` jobs for each of the scenario's CUITs, dealt round them (every CUIT's
+        first, then every CUIT's second, ...), refs TAG-CCCC-JJ; the sample types rotate, or
+        each CUIT keeps one (`one_type`: one numeracion query per CUIT, then invoicing only)."""
+        maker = self.maker()
+        return [
+            maker.make(cuit, f"{tag}-{c:04d}-{j:02d}", maker.name(c if one_type else c + j))
+            for j in range(per_cuit)
+            for c, cuit in enumerate(self.cuits[1:])
+        ]
+
     def submit_many(self, envelopes: list[dict[str, Any]]) -> None:
         report = self.queue.submit_many(envelopes)
         if report.refused:
@@ -181,17 +199,38 @@ def scenario(
     latency_ms: float = 0.0,
     batch_max: int = 1,
     workers: int | None = None,
+    sandbox_args: list[str] | None = None,
+    accounts: dict[str, str] | None = None,
+    account_max_rps: float = 0.0,
+    api_max_rps: float = UNLIMITED_RPS,
+    worker_settings: dict[str, float] | None = None,
 ) -> Iterator[Run]:
-    """A sandbox, tenants, worker processes (warmed up) and a queue under a fresh prefix."""
+    """A sandbox, tenants, worker processes (warmed up) and a queue under a fresh prefix.
+
+    `accounts` (CUIT -> account name) puts CUITs in shared TusFacturas accounts, each held
+    to `account_max_rps` by the sandbox (0: no limit); `worker_settings` are TFQ_* overrides.
+    """
     prefix = unique_prefix(f"bench-{label}")
     cuits = make_cuits(cuit_count + 1)
-    tenants = write_tenants(bench.tmp / f"tenants-{label}.toml", cuits)
+    limits = {a: account_max_rps for a in set((accounts or {}).values())} if account_max_rps else {}
+    tenants = write_tenants(
+        bench.tmp / f"tenants-{label}.toml",
+        cuits,
+        accounts=accounts,
+        account_max_rps=limits,
+        pdvs=PDVS,
+    )
     extra = ["--latency-ms", str(latency_ms)] if latency_ms else []
+    extra += sandbox_args or []
     run: Run | None = None
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(CallbackSink()) if bench.callbacks == "local" else None
         sb = SandboxProcess(
-            tenants, gap_seconds=gap_seconds, block_seconds=BLOCK_SECONDS, extra_args=extra
+            tenants,
+            gap_seconds=gap_seconds,
+            block_seconds=BLOCK_SECONDS,
+            extra_args=extra,
+            account_max_rps=account_max_rps,
         )
         stack.enter_context(sb)
         env = worker_env(
@@ -201,8 +240,9 @@ def scenario(
             prefix=prefix,
             gap_seconds=gap_seconds,
             batch_max=batch_max,
-            api_max_rps=UNLIMITED_RPS,
+            api_max_rps=api_max_rps,
             callbacks_allow_private=int(sink is not None),
+            **(worker_settings or {}),
         )
         procs = [
             WorkerProcess(

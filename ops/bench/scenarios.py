@@ -1,4 +1,5 @@
-"""The six benchmark scenarios (see `python -m ops.bench --help`): each one adds its figures."""
+"""The benchmark scenarios' registry and the first six (see `python -m ops.bench --help`):
+each one adds its figures. The load scenarios of issue 10 are in `ops.bench.scenarios_load`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ops.bench.kit import (
     command_delta,
     job_times,
     make_cuits,
+    middle_rate,
     ok_arrivals,
     percentile,
     pipeline_breakdown,
@@ -29,6 +31,7 @@ from ops.bench.kit import (
     used_memory,
 )
 from ops.bench.run import Bench, add_checks, scenario
+from ops.bench.scenarios_load import bench_accounts, bench_overload, bench_realistic
 from ops.testkit.harness import unique_prefix
 from producers.client import InvoiceQueue
 from worker.invoice.rules import argentina_today
@@ -169,13 +172,7 @@ def bench_capacity(bench: Bench) -> None:
         bench, "capacity", cuit_count, gap_seconds=0.0, latency_ms=SLOT_LATENCY_MS, batch_max=1
     ) as run:
         cuits = run.cuits[1:]
-        maker = run.maker()
-        # One sample type per CUIT: one numeracion query per CUIT, then invoicing calls only.
-        envelopes = [
-            maker.make(cuit, f"C-{c:04d}-{j:02d}", maker.name(c))
-            for j in range(per_cuit)
-            for c, cuit in enumerate(cuits)
-        ]
+        envelopes = run.rounds("C", per_cuit, one_type=True)
         base = run.issued_count()
         meter = CpuMeter(run.pids())
         counts = command_counts(run.bench.client)
@@ -195,7 +192,7 @@ def bench_capacity(bench: Bench) -> None:
     )
     queries = Counter(c["endpoint"] for c in calls if c["endpoint"] not in
                       ("facturacion/nuevo", "facturacion/lotes"))  # fmt: skip
-    rate = _middle_rate(invoicing)
+    rate = middle_rate(invoicing)
     overall = len(invoicing) / (invoicing[-1] - invoicing[0]) if len(invoicing) > 1 else 0.0
     all_rate = len(calls) / max(
         1e-9, max(c["arrival"] for c in calls) - min(c["arrival"] for c in calls)
@@ -215,15 +212,6 @@ def bench_capacity(bench: Bench) -> None:
     bench.figures["capacity_cpu_percent"] = {k: round(v) for k, v in cpu.items()}
     bench.figures["capacity_path_ms"] = pipeline_breakdown(path, ledger)
     bench.figures["capacity_redis_commands_per_job"] = commands
-
-
-def _middle_rate(times: list[float]) -> float:
-    """Events/s between the 10th and the 90th percentile event."""
-    if len(times) < 10:
-        return 0.0
-    lo, hi = int(len(times) * 0.1), int(len(times) * 0.9)
-    span = times[hi] - times[lo]
-    return (hi - lo) / span if span > 0 else 0.0
 
 
 # --- 4. idle CUIT latency --------------------------------------------------------------------
@@ -355,6 +343,13 @@ def bench_memory(bench: Bench) -> None:
     bench.figures["redis_job_hash_encoding"] = dict(encodings)
 
 
+def _after_capacity(bench: Bench, runner: Callable[[Bench], None]) -> None:
+    """Run `runner` against this run's capacity figure, measuring it first if not yet done."""
+    if "capacity_calls_per_s" not in bench.figures:
+        bench_capacity(bench)
+    runner(bench)
+
+
 RUNNERS: dict[str, Callable[[Bench], None]] = {
     "enqueue": bench_enqueue,
     "slots": bench_slots,
@@ -362,5 +357,8 @@ RUNNERS: dict[str, Callable[[Bench], None]] = {
     "idle": bench_idle,
     "bulk": bench_bulk,
     "memory": bench_memory,
+    "realistic": bench_realistic,
+    "accounts": bench_accounts,
+    "overload": lambda bench: _after_capacity(bench, bench_overload),
 }
 SCENARIOS = tuple(RUNNERS)

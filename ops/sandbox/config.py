@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ops.sandbox.dates import ar_now
 from ops.sandbox.dialect import PRESETS, Dialect, parse_dialect
-from ops.sandbox.faults import Faults
+from ops.sandbox.faults import Faults, LatencyDist, parse_latency_dist
 
 # The vendor's per-account limit ("429: demasiadas solicitudes por segundo").
 DEFAULT_ACCOUNT_MAX_RPS = 10.0
@@ -49,6 +49,13 @@ def _quota(value: str) -> tuple[str, int]:
 def _dialect(value: str) -> Dialect:
     try:
         return parse_dialect(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _latency_dist(value: str) -> LatencyDist:
+    try:
+        return parse_latency_dist(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -116,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     f = p.add_argument_group("faults")
     f.add_argument("--latency-ms", type=_non_negative, default=0.0)
     f.add_argument("--latency-jitter-ms", type=_non_negative, default=0.0)
+    f.add_argument(
+        "--latency-dist",
+        type=_latency_dist,
+        default=None,
+        metavar="lognormal:MEDIAN_MS:P99_MS:CAP_MS",
+        help="draw each invoicing call's latency from a capped lognormal (overrides --latency-ms)",
+    )
     f.add_argument("--error-5xx-rate", type=_rate, default=0.0, help="HTTP 502/503 before commit")
     f.add_argument("--rate-429", type=_rate, default=0.0, help="HTTP 429 before commit")
     f.add_argument(
@@ -177,6 +191,7 @@ def config_from_args(ns: argparse.Namespace) -> SandboxConfig:
     faults = Faults(
         latency_ms=ns.latency_ms,
         latency_jitter_ms=ns.latency_jitter_ms,
+        latency_dist=ns.latency_dist,
         hang_after_commit_ms=ns.hang_after_commit_ms,
         maintenance_until=(
             now + timedelta(minutes=ns.maintenance_minutes) if ns.maintenance_minutes else None

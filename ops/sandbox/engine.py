@@ -348,7 +348,9 @@ class Sandbox:
             self.faults.quota[cuit] = quota - 1
         latency = self.faults.latency_ms
         jitter = self.faults.latency_jitter_ms
-        if jitter > 0:
+        if self.faults.latency_dist is not None:
+            latency = self.faults.latency_dist.draw_ms(self.rng)
+        elif jitter > 0:
             latency = max(0.0, latency + self.rng.uniform(-jitter, jitter))
         return Admission(endpoint, cuit, pdv, arrival, invoices, latency / 1000.0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -77,6 +78,44 @@ def _lotes_only() -> FaultSpec:
     return FaultSpec(endpoints=[LOTES])
 
 
+# The standard normal's 99th percentile: sigma = ln(p99 / median) / Z99.
+Z99 = 2.326
+
+
+@dataclass(frozen=True)
+class LatencyDist:
+    """A lognormal API latency with this median and 99th percentile, capped (milliseconds):
+    most calls quick, a long tail, as the real API answers."""
+
+    median_ms: float
+    p99_ms: float
+    cap_ms: float
+
+    @property
+    def sigma(self) -> float:
+        return math.log(self.p99_ms / self.median_ms) / Z99
+
+    def draw_ms(self, rng: random.Random) -> float:
+        return min(self.cap_ms, rng.lognormvariate(math.log(self.median_ms), self.sigma))
+
+    def spec(self) -> str:
+        return f"lognormal:{self.median_ms:g}:{self.p99_ms:g}:{self.cap_ms:g}"
+
+
+def parse_latency_dist(value: str) -> LatencyDist:
+    """`lognormal:MEDIAN_MS:P99_MS:CAP_MS`; ValueError on anything else."""
+    kind, *numbers = value.split(":")
+    if kind != "lognormal" or len(numbers) != 3:
+        raise ValueError(f"expected lognormal:MEDIAN_MS:P99_MS:CAP_MS, got {value!r}")
+    try:
+        median, p99, cap = (float(n) for n in numbers)
+    except ValueError:
+        raise ValueError(f"lognormal: not numbers in {value!r}") from None
+    if not 0 < median <= p99 <= cap:
+        raise ValueError(f"lognormal: need 0 < median <= p99 <= cap, got {value!r}")
+    return LatencyDist(median, p99, cap)
+
+
 _SPEC_FIELDS = (
     "error_5xx",
     "rate_429",
@@ -95,6 +134,7 @@ class Faults:
 
     latency_ms / latency_jitter_ms: added before processing an invoicing call (uniform in
         latency ± jitter); the commit happens after it even if the client gave up.
+    latency_dist: when set, each invoicing call's latency is drawn from it instead.
     error_5xx: HTTP 502/503 with an HTML body, before anything is committed.
     rate_429: HTTP 429, before anything is committed.
     drop_after_commit: commit, then abort the TCP connection with no response.
@@ -119,6 +159,7 @@ class Faults:
 
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
+    latency_dist: LatencyDist | None = None
     error_5xx: FaultSpec = field(default_factory=FaultSpec)
     rate_429: FaultSpec = field(default_factory=FaultSpec)
     drop_after_commit: FaultSpec = field(default_factory=FaultSpec)
@@ -139,6 +180,7 @@ class Faults:
         return {
             "latency_ms": self.latency_ms,
             "latency_jitter_ms": self.latency_jitter_ms,
+            "latency_dist": self.latency_dist.spec() if self.latency_dist else None,
             "error_5xx": self.error_5xx.to_json(),
             "rate_429": self.rate_429.to_json(),
             "drop_after_commit": self.drop_after_commit.to_json(),

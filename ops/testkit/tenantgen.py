@@ -33,10 +33,12 @@ def write_tenants(
     gap_seconds: float | None = None,
     accounts: dict[str, str] | None = None,
     account_max_rps: dict[str, float] | None = None,
+    pdvs: tuple[tuple[int, bool], ...] = ((TEST_PDV, True), (REAL_PDV, False)),
 ) -> Path:
-    """Each CUIT gets a test PDV (1) and a real PDV (2), with their own credentials, and so
-    each PDV its own TusFacturas account, unless `accounts` names the account of a CUIT's
-    PDVs (CUIT -> account name); `account_max_rps` gives accounts their limits."""
+    """Each CUIT gets `pdvs` (punto de venta, test?), by default a test PDV (1) and a real
+    PDV (2), with their own credentials, and so each PDV its own TusFacturas account, unless
+    `accounts` names the account of a CUIT's PDVs (CUIT -> account name); `account_max_rps`
+    gives accounts their limits."""
     lines: list[str] = []
     for n, cuit in enumerate(cuits):
         secret = base64.b64encode(f"tfq-generated-secret-{n:06d}".encode()).decode()
@@ -45,7 +47,7 @@ def write_tenants(
             lines.append(f"gap_seconds = {gap_seconds}")
         if accounts and cuit in accounts:
             lines.append(f'account = "{accounts[cuit]}"')
-        for pdv, test in ((TEST_PDV, "true"), (REAL_PDV, "false")):
+        for pdv, test in pdvs:
             lines += [
                 "[[tenant.pdv]]",
                 f"punto_venta = {pdv}",
@@ -53,7 +55,7 @@ def write_tenants(
                 f'apikey = "{4_700_000_000 + n * 7919 + pdv}"',
                 f'apitoken = "gen-{cuit}-{pdv}-apitoken"',
                 f'usertoken = "gen-{cuit}-{pdv}-usertoken"',
-                f"test = {test}",
+                f"test = {'true' if test else 'false'}",
             ]
         lines.append("")
     for name, max_rps in (account_max_rps or {}).items():
