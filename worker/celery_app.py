@@ -11,11 +11,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from celery import Celery, states
+from celery import Celery, signals, states
 
 from worker.dispatcher import Dispatcher
 from worker.runtime import Runtime
 from worker.settings import get_settings
+from worker.slots import SlotRegistration
 from worker.submit import Sender
 from worker.webhooks.delivery import Deliverer
 from worker.webhooks.publishing import publish_events as _publish_events
@@ -94,16 +95,29 @@ def get_deliverer() -> Deliverer:
     return _part("deliverer", runtime.deliverer)
 
 
-@app.task(name="tfq.send", ignore_result=True)  # type: ignore[untyped-decorator]
-def send_lane(cuit: str, token: str) -> str:
-    """Work one claimed lane under its fencing token."""
-    return get_sender().handle(cuit, token)
+@app.task(name="tfq.send", bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def send_lane(self: Any, cuit: str, token: str) -> str:
+    """Work one claimed lane under its fencing token, in one of this worker's slots."""
+    return get_sender().handle(cuit, token, self.request.hostname or "")
 
 
 @app.task(name="tfq.callback", ignore_result=True)  # type: ignore[untyped-decorator]
 def deliver_callback(delivery_id: str) -> str:
     """Send one callback delivery (retries are scheduled in Redis, not here)."""
     return get_deliverer().deliver(delivery_id)
+
+
+def register_slots(sender: Any, **_: object) -> None:
+    """A worker that serves the send queue registers its slots (its Celery concurrency)
+    for the dispatchers' backpressure, renewed until it shuts down."""
+    if SEND_QUEUE not in sender.app.amqp.queues.consume_from:
+        return
+    registration = SlotRegistration(runtime.store, sender.hostname, sender.controller.concurrency)
+    registration.start()
+    signals.worker_shutdown.connect(lambda **_: registration.stop(), weak=False)
+
+
+signals.worker_ready.connect(register_slots, weak=False)
 
 
 def publish(cuit: str, token: str) -> None:
@@ -120,6 +134,7 @@ def make_dispatcher() -> Dispatcher:
         runtime.store,
         publish,
         lease_seconds=settings.lease_seconds,
+        by_capacity=True,
         health_check=runtime.service_healthy,
         health_probe_seconds=settings.health_probe_seconds,
         callbacks=runtime.callbacks,

@@ -3,6 +3,11 @@
 It wakes at once when work arrives for an idle CUIT (the enqueue script pushes to the wake
 list) and otherwise sleeps until the earliest slot. It also reaps leases whose worker
 died. Several dispatchers at once are safe: claiming is one Lua script.
+
+Backpressure (`by_capacity`): it claims no more lanes than the live send workers have free
+slots, so a claim never waits in Celery's queue while its lease runs out. When the slots
+are full it sleeps until a release frees one, then lets a few more come free before it
+claims again, so a busy machine spends its rounds on invoices, not on claiming.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from worker.store.callbacks import Callbacks
@@ -18,8 +24,12 @@ from worker.store.lanes import LaneStore
 
 log = logging.getLogger("tfq.dispatcher")
 
-MAX_SLEEP_SECONDS = 1.0  # also how often leases are reaped when idle
+MAX_SLEEP_SECONDS = 1.0  # the longest sleep between rounds
+REAP_EVERY_SECONDS = 1.0  # reaping also recounts the lanes in flight
 LOOKAHEAD_SECONDS = 0.02  # claim a little early; the worker's presend waits out the rest
+# With every slot taken, a freed one is claimed after this: long enough to gather the
+# slots freed meanwhile into one round, short against any call.
+FULL_SETTLE_SECONDS = 0.01
 
 
 class Dispatcher:
@@ -30,6 +40,7 @@ class Dispatcher:
         *,
         lease_seconds: float,
         max_claims: int = 500,
+        by_capacity: bool = False,
         owner: str | None = None,
         health_check: Callable[[], bool] | None = None,
         health_probe_seconds: float = 60.0,
@@ -47,17 +58,28 @@ class Dispatcher:
         self._last_probe = 0.0
         self.lease_seconds = lease_seconds
         self.max_claims = max_claims
+        self.by_capacity = by_capacity
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.published = 0
+        self.full = False  # the last round left due lanes waiting for a free slot
+        self._last_reap = float("-inf")
 
     def run_once(self) -> float:
-        """Reap, claim and publish; returns how long to sleep (seconds) before the next round."""
-        reaped = self.store.reap()
-        if reaped:
-            log.warning("reaped expired leases", extra={"cuits": reaped})
+        """Reap, claim and publish; returns how long to sleep (seconds) before the next round
+        (with every slot full: until a release wakes it, then FULL_SETTLE_SECONDS)."""
+        if time.monotonic() - self._last_reap >= REAP_EVERY_SECONDS:
+            self._last_reap = time.monotonic()
+            reaped = self.store.reap()
+            if reaped:
+                log.warning("reaped expired leases", extra={"cuits": reaped})
         claims = self.store.claim(
-            self.max_claims, self.lease_seconds, LOOKAHEAD_SECONDS, self.owner
+            self.max_claims,
+            self.lease_seconds,
+            LOOKAHEAD_SECONDS,
+            self.owner,
+            by_capacity=self.by_capacity,
         )
+        self.full = claims.full
         for cuit, token in claims.leases:
             try:
                 self.publish(cuit, token)
@@ -66,6 +88,8 @@ class Dispatcher:
                 # The lease expires and is reaped; the lane is claimed again then.
                 log.exception("publish failed", extra={"cuit": cuit})
         self._dispatch_callbacks()
+        if claims.full:
+            return MAX_SLEEP_SECONDS
         if len(claims.leases) >= self.max_claims:
             return 0.0
         if claims.down_until is not None and self._service_back(claims.now):
@@ -120,18 +144,19 @@ class Dispatcher:
         )
         waker.start()
         while not stop.is_set():
+            woken.clear()  # a wake-up that comes during the round brings the next one
             try:
                 delay = self.run_once()
             except Exception:
                 log.exception("dispatcher round failed")
                 delay = MAX_SLEEP_SECONDS
-            if delay > 0:
-                # A local timer: Redis times out blocking calls only every 1/hz (100 ms).
-                woken.wait(delay)
-            woken.clear()
+            # A local timer: Redis times out blocking calls only every 1/hz (100 ms).
+            if delay > 0 and woken.wait(delay) and self.full:
+                stop.wait(FULL_SETTLE_SECONDS)
 
     def _wait_for_wakeups(self, stop: threading.Event, woken: threading.Event) -> None:
-        """Work arrived for an idle CUIT, or a lane became the earliest: wake the loop."""
+        """Work arrived for an idle CUIT, a lane became the earliest, a sending slot came
+        free or a worker came or went: wake the loop."""
         while not stop.is_set():
             try:
                 if self.store.wait_for_wake(timeout_seconds=1):

@@ -270,5 +270,6 @@ class OutcomeRecorder:
             failures=failures,
             account=claim.account,
             account_not_before=account_not_before,
+            account_interval=claim.account_interval,
         )
         return result is not None

@@ -163,14 +163,15 @@ class Sender(OutcomeRecorder):
 
     # --- entry point --------------------------------------------------------------------
 
-    def handle(self, cuit: str, token: str) -> Handled:
-        """Work the lane `cuit` under lease `token`; returns what happened (for logs/tests)."""
+    def handle(self, cuit: str, token: str, worker: str = "") -> Handled:
+        """Work the lane `cuit` under lease `token` in the registered send worker `worker`
+        (whose slot it holds); returns what happened (for logs/tests)."""
         claim = Claim(
             cuit,
             token,
             self.tenants.gap_seconds(cuit, self.settings.cuit_gap_seconds),
         )
-        if not self.store.begin(cuit, token):
+        if not self.store.begin(cuit, token, worker):
             # A redelivered message of a claim someone is working, or a stale token.
             return Handled.DUPLICATE
         self.keeper.hold(cuit, token)

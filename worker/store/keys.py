@@ -35,8 +35,16 @@ TEMPLATES: dict[str, str] = {
     "down": "down",
     # CUITs that saw an outage on their own calls, scored by when (a quorum makes it global).
     "sightings": "sightings",
-    # Wake-up list for dispatchers (work arrived for an idle CUIT).
+    # Wake-up list for dispatchers (work arrived for an idle CUIT, or a slot came free).
     "wake": "wake",
+    # Backpressure: the send workers alive (scored by when their registration lapses),
+    # their sending slots (Celery concurrency) by worker name, the lanes in flight
+    # ("queued": claimed, not yet begun; a worker's name: begun by it), and a flag set
+    # while a dispatcher waits for a free slot (the next release wakes it).
+    "workers": "workers",
+    "worker_slots": "workers:slots",
+    "inflight": "workers:inflight",
+    "slots_full": "workers:full",
     # Next number per CUIT + punto de venta + tipo, as last confirmed.
     "seq": "seq:{}",
     # Batches: counters per status; index of batches by creation time.
@@ -129,6 +137,18 @@ class Keys:
     @property
     def wake(self) -> str:
         return self._k("wake")
+
+    @property
+    def workers(self) -> str:
+        return self._k("workers")
+
+    @property
+    def worker_slots(self) -> str:
+        return self._k("worker_slots")
+
+    @property
+    def inflight(self) -> str:
+        return self._k("inflight")
 
     @property
     def batches(self) -> str:
@@ -252,6 +272,9 @@ class LaneField(StrEnum):
     LAST_SENT = "last_sent"
     LAST_DONE = "last_done"
     SOLO = "solo"  # head jobs still to send one by one after a whole-batch refusal
+    WORKER = "worker"  # the send worker that began the lease (its in-flight count)
+    ACCOUNT = "account"  # the account its calls last counted against (claims pace by it)
+    RESERVED = "reserved"  # the account slot reserved for its next claim (epoch s)
 
     @staticmethod
     def numeracion(punto_venta: int, tipo: str) -> str:
@@ -281,7 +304,9 @@ class DownField(StrEnum):
 class AccountField(StrEnum):
     """Fields of an account's pacing hash (`account:<name>`)."""
 
-    NEXT = "next"  # the next free call slot
+    NEXT = "next"  # the next free call slot (set by each call, and by a 429)
+    CLAIM_NEXT = "claim_next"  # the next slot not yet reserved by a claim
+    INTERVAL = "interval"  # the least time between its calls (seconds)
 
 
 class CallbackField(StrEnum):

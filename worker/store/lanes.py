@@ -78,6 +78,8 @@ class QueueGauges:
     # scores move ahead while a claim is retried, the job's own clock does not.
     archive_oldest: float | None
     pdf_backlog: int  # issued jobs whose PDFs are not yet kept (the `pdfs` schedule)
+    send_slots: int = 0  # sending slots of the live send workers (backpressure)
+    lanes_in_flight: int = 0  # claimed lanes holding a slot (queued or being worked)
 
 
 # How many of the archive's next entries the gauges look at for the oldest one: claims
@@ -91,11 +93,25 @@ class LaneStore(JobStore):
     # --- writes (each one script) -------------------------------------------------------
 
     def claim(
-        self, max_claims: int, lease_seconds: float, lookahead_seconds: float, owner: str
+        self,
+        max_claims: int,
+        lease_seconds: float,
+        lookahead_seconds: float,
+        owner: str,
+        *,
+        by_capacity: bool = False,
     ) -> Claims:
+        """Lease due lanes; `by_capacity`: no more than the registered send workers have
+        free slots (`register_worker`), so each claim starts as soon as it is published."""
         return read_claim(
-            self.run_script("claim", max_claims, lease_seconds, lookahead_seconds, owner)
+            self.run_script(
+                "claim", max_claims, lease_seconds, lookahead_seconds, owner, int(by_capacity)
+            )
         )
+
+    def register_worker(self, worker: str, slots: int, ttl_seconds: float) -> None:
+        """A send worker's heartbeat: alive, with `slots` lanes at once (0: leaving)."""
+        self.run_script("register", worker, slots, ttl_seconds)
 
     def presend(
         self,
@@ -156,9 +172,11 @@ class LaneStore(JobStore):
         failures: int | None = None,
         account: str = "",
         account_not_before: float | None = None,
+        account_interval: float = 0.0,
     ) -> Released | None:
         """Unlease; the next slot is max(not_before, last send + gap). None when stale.
-        With `account` and `account_not_before` (a 429), that account's calls wait too."""
+        `account` and its least `account_interval` between calls pace the lane's next
+        claims; with `account_not_before` (a 429), that account's calls wait too."""
         reply = self.run_script(
             "release",
             cuit,
@@ -168,13 +186,15 @@ class LaneStore(JobStore):
             "" if failures is None else failures,
             account,
             "" if account_not_before is None else account_not_before,
+            account_interval,
         )
         return read_release(reply)
 
-    def begin(self, cuit: str, token: str) -> bool:
-        """Mark `token` as being worked; False when another handler already is (a duplicate
-        delivery of the same claim) or the lease is no longer this token's."""
-        return bool(self.run_script("begin", cuit, token))
+    def begin(self, cuit: str, token: str, worker: str = "") -> bool:
+        """Mark `token` as being worked (by the registered send worker `worker`, whose
+        slot it holds); False when another handler already is (a duplicate delivery of
+        the same claim) or the lease is no longer this token's."""
+        return bool(self.run_script("begin", cuit, token, worker))
 
     def take_solo(self, cuit: str, token: str) -> bool:
         """Whether the next send goes alone (after a whole-batch refusal), counting it off."""
@@ -317,10 +337,15 @@ class LaneStore(JobStore):
         pipe.zcard(k.archive)
         pipe.zrange(k.archive, 0, ARCHIVE_AGE_SAMPLE - 1)
         pipe.zcard(k.pdfs)
+        pipe.zrange(k.workers, 0, -1, withscores=True)
+        pipe.hgetall(k.worker_slots)
+        pipe.hvals(k.inflight)
         (
             stats, oldest, paused, ready, leased, cb_due, down_until, cb_dead, now,
-            archive_backlog, archive_next, pdf_backlog,
+            archive_backlog, archive_next, pdf_backlog, workers, slots, inflight,
         ) = pipe.execute()  # fmt: skip
+        clock = float(now[0]) + float(now[1]) / 1e6
+        live = {text(w) for w, lapses in workers if lapses > clock}
         return QueueGauges(
             stats={name: int(value) for name, value in _hash(stats).items()},
             oldest_pending=float(oldest[0][1]) if oldest else None,
@@ -330,10 +355,12 @@ class LaneStore(JobStore):
             callbacks_due=int(cb_due),
             callbacks_dead=int(cb_dead),
             down_until=float(text(down_until)) if down_until else None,
-            now=float(now[0]) + float(now[1]) / 1e6,
+            now=clock,
             archive_backlog=int(archive_backlog),
             archive_oldest=self._last_change([text(x) for x in archive_next]),
             pdf_backlog=int(pdf_backlog),
+            send_slots=sum(int(n) for w, n in slots.items() if text(w) in live),
+            lanes_in_flight=sum(max(0, int(n)) for n in inflight),
         )
 
     def _last_change(self, job_ids: list[str]) -> float | None:

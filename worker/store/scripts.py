@@ -48,6 +48,7 @@ SCRIPTS: tuple[str, ...] = (
     "account_turn",
     "pdf_kept",
     "pdf_retry",
+    "register",
 )
 
 
@@ -96,15 +97,17 @@ class Claims:
     next_ready: float | None  # earliest ready score (epoch s) after this claim
     down_until: float | None  # the service is down until then: nothing was claimed
     now: float  # Redis' clock when claiming
+    full: bool = False  # due lanes wait for a free sending slot (a release wakes us)
 
 
 def read_claim(raw: Any) -> Claims:
-    next_ready, down_until, now, *pairs = _texts(raw)
+    next_ready, down_until, now, full, *pairs = _texts(raw)
     return Claims(
         leases=list(zip(pairs[::2], pairs[1::2], strict=True)),
         next_ready=float(next_ready) if next_ready else None,
         down_until=float(down_until) if down_until else None,
         now=float(now),
+        full=full == "1",
     )
 
 

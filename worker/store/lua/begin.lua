@@ -1,7 +1,17 @@
 -- Mark a claim as being worked, once: a redelivered message of the same claim, or a late
 -- one of a lease already gone, gets 0 and does nothing (and marks nothing).
--- ARGV: prefix, cuit, token. Returns 1 when this handler may work the lane.
-local P, cuit, token = ARGV[1], ARGV[2], ARGV[3]
+-- ARGV: prefix, cuit, token, worker (the registered send worker working it, or '').
+-- Returns 1 when this handler may work the lane. Its slot moves from the claimed-not-begun
+-- count to the worker's own, so the slot is freed if that worker dies.
+local P, cuit, token, worker = ARGV[1], ARGV[2], ARGV[3], ARGV[4] or ''
 local st = K.lane_state(P, cuit)
 if redis.call('HGET', st, 'token') ~= token then return 0 end
-return redis.call('HSETNX', st, 'working', token)
+if redis.call('HSETNX', st, 'working', token) == 0 then return 0 end
+if redis.call('HINCRBY', K.inflight(P), 'queued', -1) <= 0 then
+  redis.call('HDEL', K.inflight(P), 'queued')
+end
+if worker ~= '' and redis.call('HEXISTS', K.worker_slots(P), worker) == 1 then
+  redis.call('HSET', st, 'worker', worker)
+  redis.call('HINCRBY', K.inflight(P), worker, 1)
+end
+return 1

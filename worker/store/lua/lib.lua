@@ -82,3 +82,21 @@ local function schedule(P, cuit, at, now)
   end
   return true
 end
+
+-- Drop a lane's lease: free its sending slot (the in-flight count claim.lua weighs against
+-- the workers' slots) and wake a dispatcher that waits for one.
+local function unlease(P, cuit)
+  local st = K.lane_state(P, cuit)
+  local w = redis.call('HMGET', st, 'working', 'worker')
+  local holder = 'queued'  -- claimed, never begun
+  if w[1] then holder = w[2] end  -- begun: by a registered worker, or not counted
+  if holder and redis.call('HINCRBY', K.inflight(P), holder, -1) <= 0 then
+    redis.call('HDEL', K.inflight(P), holder)
+  end
+  redis.call('HDEL', st, 'token', 'expires', 'owner', 'claimed', 'working', 'worker')
+  redis.call('ZREM', K.leased(P), cuit)
+  if redis.call('DEL', K.slots_full(P)) == 1 then
+    redis.call('LPUSH', K.wake(P), '1')
+    redis.call('LTRIM', K.wake(P), 0, 0)
+  end
+end

@@ -1,14 +1,15 @@
 -- Give a lane back after a claim: drop finished head jobs, set the next slot, unlease.
 -- ARGV: prefix, cuit, token, not before (epoch s), gap seconds, failures ('' keeps),
---       account name, account not before (epoch s, '' for none: a 429 slows that
---       account, every lane of it)
+--       account name ('' when not yet known), account not before (epoch s, '' for none:
+--       a 429 slows that account, every lane of it), account interval (seconds; claims
+--       pace the account's lanes by it)
 -- A call made under this lease has had its reply (or failed) now: that is `last_done`.
 -- The next slot is max(not before, max(last send, last reply) + gap): AFIP measures the
 -- gap between arrivals, and only a reply proves the previous call has arrived.
 -- Returns {depth left, next slot} or {'stale'}.
 local P, cuit, token = ARGV[1], ARGV[2], ARGV[3]
 local not_before, gap, failures = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local account, account_nb = ARGV[7], ARGV[8]
+local account, account_nb, interval = ARGV[7], ARGV[8], tonumber(ARGV[9] or '0')
 local now = now_s()
 local st = K.lane_state(P, cuit)
 if redis.call('HGET', st, 'token') ~= token then return {'stale'} end
@@ -29,13 +30,16 @@ if last_sent >= tonumber(times[2] or now) then
 end
 local next_at = math.max(not_before, math.max(last_sent, last_done) + gap)
 if failures ~= '' then redis.call('HSET', st, 'failures', failures) end
-if account ~= '' and account_nb ~= '' then
+if account ~= '' then
   local key = K.account(P, account)
-  local cur = tonumber(redis.call('HGET', key, 'next') or '0')
-  redis.call('HSET', key, 'next', math.max(cur, tonumber(account_nb)))
+  redis.call('HSET', st, 'account', account)
+  if interval > 0 then redis.call('HSET', key, 'interval', ARGV[9]) end
+  if account_nb ~= '' then
+    local cur = tonumber(redis.call('HGET', key, 'next') or '0')
+    redis.call('HSET', key, 'next', math.max(cur, tonumber(account_nb)))
+  end
 end
 redis.call('HSET', st, 'next_at', next_at, 'gap', gap)
-redis.call('HDEL', st, 'token', 'expires', 'owner', 'claimed', 'working')
-redis.call('ZREM', K.leased(P), cuit)
+unlease(P, cuit)
 schedule(P, cuit, next_at, now)
 return {redis.call('LLEN', lane), tostring(next_at)}
