@@ -90,6 +90,16 @@ class QueueCollector(Collector):
             "tfq_leased_lanes", "CUIT lanes being worked now", value=g.leased_lanes
         )
         yield GaugeMetricFamily(
+            "tfq_send_slots",
+            "Sending slots of the live send workers: lanes they can work at once",
+            value=g.send_slots,
+        )
+        yield GaugeMetricFamily(
+            "tfq_lanes_in_flight",
+            "Claimed lanes holding a sending slot (dispatchers claim no more than the slots)",
+            value=g.lanes_in_flight,
+        )
+        yield GaugeMetricFamily(
             "tfq_service_down", "1 while every lane waits on a maintenance or AFIP outage",
             value=1 if g.down_until is not None and g.down_until > now else 0,
         )  # fmt: skip
