@@ -19,6 +19,9 @@ from worker.store.keys import JobField
 
 # Columns an upsert replaces: all but the key. `archived_at` says when the row last changed.
 _UPDATED = [c.name for c in ArchivedJob.__table__.columns if c.name != "job_id"]
+# A row's attribute names (job_metadata) as the table's column keys (metadata), which a
+# Core statement's parameters use.
+_COLUMN_KEY = {p.key: p.columns[0].key for p in ArchivedJob.__mapper__.column_attrs}
 
 
 def _fecha(text: str | None) -> date | None:
@@ -100,32 +103,37 @@ def _plain_json(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _upsert_statement(dialect_name: str) -> Any:
+    """INSERT .. ON CONFLICT (job_id) DO UPDATE .. WHERE the row is newer, RETURNING job_id."""
+    dialect = sqlite if dialect_name == "sqlite" else postgresql
+    stmt = dialect.insert(ArchivedJob)
+    columns = {ArchivedJob.__table__.columns[name].key: stmt.excluded[name] for name in _UPDATED}
+    return stmt.on_conflict_do_update(
+        index_elements=[ArchivedJob.job_id],
+        set_=columns,
+        where=ArchivedJob.revision < stmt.excluded.revision,
+    ).returning(ArchivedJob.job_id)
+
+
 class Archive:
     """The archive on one engine (SQLite or PostgreSQL)."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._upsert = _upsert_statement(engine.dialect.name)
 
     def upsert(self, rows: Sequence[dict[str, Any]]) -> int:
         """Write rows in one transaction; a row replaces an existing one only when it is
         newer (by `revision`). Returns how many rows were written or changed."""
         if not rows:
             return 0
-        values = [_plain_json(dict(r)) for r in rows]
-        dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
-        stmt = dialect.insert(ArchivedJob).values(values)
-        columns = {
-            ArchivedJob.__table__.columns[name].key: stmt.excluded[name] for name in _UPDATED
-        }
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[ArchivedJob.job_id],
-            set_=columns,
-            where=ArchivedJob.revision < stmt.excluded.revision,
-        ).returning(ArchivedJob.job_id)
+        values = [{_COLUMN_KEY[k]: v for k, v in _plain_json(dict(r)).items()} for r in rows]
+        # One statement for any number of rows (executemany, batched by SQLAlchemy's
+        # insertmanyvalues), so it is compiled once per process, not once per batch size.
         # RETURNING names the rows inserted or replaced (not those the WHERE kept): a
         # count that both databases give alike, where rowcount does not.
         with self.engine.begin() as conn:
-            return len(conn.execute(stmt).all())
+            return len(conn.execute(self._upsert, values).all())
 
     def get(self, job_id: str) -> ArchivedJob | None:
         with Session(self.engine) as session:
