@@ -537,3 +537,24 @@ def test_a_nuevo_success_about_another_invoice_is_ambiguous(
         json.dumps({**reply, "comprobante_nro": "00003-00000074"}),
     )
     assert TusFacturasClient(url).nuevo(real_pdv, _sent(74, ["A"])[0]).numero == 74
+
+
+def test_the_environment_proxy_is_read_once_and_still_used(
+    canned: tuple[str, dict[str, tuple[int, str, str]]],
+    real_pdv: Pdv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, replies = canned
+    replies["facturacion/numeracion"] = (
+        200,
+        JSON,
+        '{"error": "N", "errores": [""], "comprobante": {"numero": 7}}',
+    )
+    proxy = url.split("/app/")[0]  # the canned server answers as the proxy
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = TusFacturasClient("http://api.tusfacturas.invalid/app/api/v2/")
+    # The environment is read at start, not per call: a change later is not seen.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    assert client.numeracion(real_pdv, "FACTURA A") == 7
