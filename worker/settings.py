@@ -48,9 +48,11 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(30.0, gt=1)
     worker_concurrency: int = Field(64, ge=1)
     metrics_port: int = Field(9808, ge=0, le=65535)  # a worker's /metrics; 0 turns it off
-    # Celery task events (task-sent/received/started/succeeded), so Flower shows every
-    # task; turning them off gives 10-30% more send capacity (ops.bench).
-    task_events: bool = True
+    # Celery task events (task-sent/received/started/succeeded), so Flower lists every
+    # task. Off by default: a task is a lane claim, which tells an operator little, and the
+    # events cost 10-30% of the send capacity (ops.bench). Workers still send their
+    # heartbeats, so Flower and `celery inspect` see them either way.
+    task_events: bool = False
     # While every lane waits on an AFIP outage, how often to ask whether it is over.
     health_probe_seconds: float = Field(60.0, gt=0)
     log_format: Literal["text", "json"] = "text"
