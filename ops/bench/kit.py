@@ -303,6 +303,7 @@ class CpuMeter:
         self._start: dict[str, float] = {}
         self._t0 = 0.0
         self.percent: dict[str, float] = {}
+        self.seconds = 0.0  # wall time of the last start..stop
 
     def _sample(self) -> dict[str, float]:
         own = os.times()
@@ -317,6 +318,7 @@ class CpuMeter:
 
     def stop(self) -> dict[str, float]:
         wall = max(1e-9, time.monotonic() - self._t0)
+        self.seconds = wall
         end = self._sample()
         self.percent = {k: 100.0 * (end[k] - self._start.get(k, 0.0)) / wall for k in end}
         # What else ran on the machine meanwhile (other users of the cores and of Redis).

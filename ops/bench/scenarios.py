@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery
 
+from ops.bench.bare_post import cpu_ms_per_call, measure_bare_post
 from ops.bench.kit import (
     CpuMeter,
     JobMaker,
@@ -33,9 +34,11 @@ from ops.bench.kit import (
 from ops.bench.run import Bench, add_checks, scenario
 from ops.bench.scenarios_load import bench_accounts, bench_overload, bench_realistic
 from ops.testkit.harness import unique_prefix
+from ops.testkit.tenantgen import REAL_PDV
 from producers.client import InvoiceQueue
 from worker.invoice.rules import argentina_today
 from worker.store.scripts import text
+from worker.tenants import Tenants
 
 SLOT_GAP_SECONDS = 1.0
 SLOT_LATENCY_MS = 20.0
@@ -185,6 +188,12 @@ def bench_capacity(bench: Bench) -> None:
         ledger = run.sandbox.ledger()
         stats = run.stats()
         path = job_times(run.bench.client, run.queue.keys.job, run.job_ids)
+        # The baseline, against the same sandbox, after the ledger above was read.
+        pdv = Tenants.load(bench.tmp / "tenants-capacity.toml").pdv(run.cuits[0], REAL_PDV)
+        bare = measure_bare_post(
+            run.sandbox.api_url, pdv, run.pids()["sandbox"][0], calls=min(2000, len(envelopes))
+        )
+    tfq_ms = cpu_ms_per_call(meter, len(envelopes))
     cuit_set = set(cuits)
     calls = [c for c in ledger["calls"] if c["cuit"] in cuit_set and c["arrival"] >= t0]
     invoicing = sorted(
@@ -210,6 +219,13 @@ def bench_capacity(bench: Bench) -> None:
     )
     add_checks(bench, "capacity", check, done, stats)
     bench.figures["capacity_cpu_percent"] = {k: round(v) for k, v in cpu.items()}
+    ratio = tfq_ms / max(1e-9, bare.client_ms)
+    bench.add("capacity", "tfq CPU per invoicing call", "cpu_ms_per_call", tfq_ms, "ms")
+    bench.add("capacity", "bare POST CPU per call (baseline)", "bare_post_cpu_ms",
+              bare.client_ms, "ms")  # fmt: skip
+    bench.add("capacity", "tfq CPU per call / bare POST", "cpu_per_call_vs_bare_post", ratio, "x",
+              "<= 4", ratio <= 4)  # fmt: skip
+    bench.figures["bare_post_sandbox_cpu_ms"] = round(bare.sandbox_ms, 3)
     bench.figures["capacity_path_ms"] = pipeline_breakdown(path, ledger)
     bench.figures["capacity_redis_commands_per_job"] = commands
 
