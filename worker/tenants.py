@@ -191,9 +191,10 @@ def _account_errors(data: TenantsFile) -> list[FieldError]:
 
 
 # Calls are spaced a little wider than the limit: the account's counter sees arrivals, and
-# a few milliseconds of network jitter between two sends exactly 1/max_rps apart would
-# put max_rps + 1 calls in one second.
-PACING_MARGIN = 1.03
+# jitter between the send and its arrival would otherwise put max_rps + 1 calls in one
+# second. 4 % leaves max_rps + 1 calls 40 ms more than a second apart (at 10/s); the bench's
+# `accounts_tightest_window_s` shows the headroom a run kept.
+PACING_MARGIN = 1.04
 
 
 @dataclass(frozen=True, slots=True)

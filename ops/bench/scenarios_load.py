@@ -151,6 +151,11 @@ def bench_accounts(bench: Bench) -> None:
     bench.add("accounts", "sandbox 429s (account over its limit)", "accounts_429", too_fast, "",
               "", None, 0)  # fmt: skip
     bench.figures["accounts_rps_ratio_by_account"] = {a: round(r, 3) for a, r in ratios.items()}
+    # The headroom under the sandbox's sliding window: the shortest time any limit + 1
+    # consecutive calls of one account took (below 1 s, the last of them was a 429).
+    n = int(ACCOUNT_MAX_RPS)
+    spans = [t[i + n] - t[i] for a in names for t in [sorted(sent[a])] for i in range(len(t) - n)]
+    bench.figures["accounts_tightest_window_s"] = round(min(spans), 4) if spans else None
     check = check_ledger(ledger, run.submitted, gap_seconds=ACCOUNTS_GAP_SECONDS)
     add_checks(bench, "accounts", check, done, stats)
     bench.figures["accounts_cpu_percent"] = cpu
