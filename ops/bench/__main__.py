@@ -1,6 +1,6 @@
 """Benchmark the queue end to end: Redis, real `tfq worker` processes, the sandbox over HTTP.
 
-    python -m ops.bench [--quick] [--only NAME ...] [--workers 3] [--threads 24]
+    python -m ops.bench [--quick] [--only NAME ...] [--workers 4] [--threads 32]
                         [--callbacks local|none|as-is] [--keep-logs]
 
 Every scenario runs under its own key prefix (`ops.testkit.harness.unique_prefix`) with its own
@@ -107,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run of ~1 min")
     p.add_argument("--only", action="extend", nargs="+", choices=SCENARIOS, help="run only these")
-    # As README's deployment: one worker process more than there are cores (a thread pool
-    # holds one core at most: the GIL), each with its callback worker.
-    p.add_argument("--workers", type=int, default=3, help="tfq worker processes")
-    p.add_argument("--threads", type=int, default=24, help="threads per worker process")
+    # As README's sizing: two worker processes per core (a thread pool holds one core at
+    # most: the GIL), each with its callback worker, and threads enough for `realistic`'s
+    # calls in flight (about 160 calls/s at a 0.4 s mean latency).
+    p.add_argument("--workers", type=int, default=4, help="tfq worker processes (two per core)")
+    p.add_argument("--threads", type=int, default=32, help="threads per worker process")
     p.add_argument(
         "--callbacks",
         choices=("local", "none", "as-is"),
