@@ -15,6 +15,7 @@ import pytest
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.examples import load_example
 from tests.conftest import RI_CUIT
+from worker.http_session import EnvironmentOnceSession
 from worker.invoice.envelope import validate_envelope
 from worker.invoice.rules import argentina_today
 from worker.tenants import Pdv
@@ -555,6 +556,22 @@ def test_the_environment_proxy_is_read_once_and_still_used(
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     client = TusFacturasClient("http://api.tusfacturas.invalid/app/api/v2/")
-    # The environment is read at start, not per call: a change later is not seen.
+    assert client.numeracion(real_pdv, "FACTURA A") == 7
+    # The environment is read at a host's first call, not on every call after it.
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     assert client.numeracion(real_pdv, "FACTURA A") == 7
+
+
+def test_environment_once_session_merges_as_requests_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/tfq/bundle.pem")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    session = EnvironmentOnceSession()
+    got = session.merge_environment_settings("https://api.invalid/x", {}, None, None, None)
+    assert got["verify"] == "/etc/tfq/bundle.pem"
+    assert got["proxies"]["https"] == "http://proxy.invalid:3128"
+    # A request's own settings win over the environment's.
+    got = session.merge_environment_settings(
+        "https://api.invalid/x", {"https": "http://other.invalid:1"}, None, False, None
+    )
+    assert got["verify"] is False
+    assert got["proxies"]["https"] == "http://other.invalid:1"

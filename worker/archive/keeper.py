@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import requests
-
 from worker.archive.pdfs import (
     PdfKind,
     PdfLinkExpired,
@@ -28,6 +26,7 @@ from worker.archive.pdfs import (
     pdf_path,
 )
 from worker.errors import TfqError
+from worker.http_session import EnvironmentOnceSession
 from worker.settings import Settings
 from worker.store.jobs import JobStatus
 from worker.store.keys import JobField
@@ -81,7 +80,7 @@ class PdfKeeper:
         self.client = client
         self.tenants = tenants
         self.settings = settings
-        self.session = requests.Session()
+        self.session = EnvironmentOnceSession()
 
     def run_due(self, max_items: int = 20) -> Counter[PdfOutcome]:
         """One pass over the due jobs; returns how each went."""

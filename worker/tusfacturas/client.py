@@ -20,6 +20,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
+from worker.http_session import EnvironmentOnceSession
 from worker.metrics import API_CALLS, API_SECONDS
 from worker.settings import Settings
 from worker.tenants import Pdv
@@ -135,7 +136,7 @@ class TusFacturasClient:
     ):
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = (connect_timeout_seconds, timeout_seconds)
-        self.session = requests.Session()
+        self.session = EnvironmentOnceSession()
         # No automatic retries: a retried POST could issue a second invoice.
         adapter = HTTPAdapter(
             pool_connections=4, pool_maxsize=pool_size, max_retries=Retry(total=0, read=False)
@@ -145,13 +146,6 @@ class TusFacturasClient:
         self.session.headers.update(
             {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "tfq"}
         )
-        # The environment's proxy and CA bundle, read once for this one host: requests
-        # otherwise reads them (and ~/.netrc) again on every call, a measurable share of a
-        # call's CPU on a busy worker.
-        env = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
-        self.session.proxies.update(env["proxies"])
-        self.session.verify = env["verify"]
-        self.session.trust_env = False
         # The HTTP Date of the last reply, for `tfq doctor`'s clock check (the last of any
         # thread's: a diagnostic, not a per-call value).
         self.last_reply_date: str | None = None
