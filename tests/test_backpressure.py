@@ -4,10 +4,18 @@ slots in turn."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 
+from ops.sandbox.server import SandboxProcess
+from ops.testkit.examples import load_examples
+from producers.client import InvoiceQueue
 from worker.dispatcher import MAX_SLEEP_SECONDS, Dispatcher
+from worker.invoice.rules import argentina_today
+from worker.runtime import Runtime
+from worker.settings import Settings
 from worker.store.jobs import NewJob
 from worker.store.keys import AccountField, LaneField
 from worker.store.lanes import LaneStore
@@ -161,3 +169,35 @@ def test_a_full_dispatcher_sleeps_until_a_release_wakes_it(store: LaneStore) -> 
     finally:
         stop.set()
         thread.join(3)
+
+
+def test_a_send_task_keeps_its_slot_busy_with_the_lanes_that_come_due(
+    store: LaneStore, sandbox: SandboxProcess, tenants_file: Path
+) -> None:
+    settings = Settings(
+        redis_url=os.environ.get("TFQ_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        key_prefix=store.keys.prefix,
+        api_url=sandbox.api_url,
+        tenants_file=tenants_file,
+        cuit_gap_seconds=0,
+        api_max_rps=1000,  # no account pacing to wait for: every lane is due at once
+    )
+    queue = InvoiceQueue(settings.redis_url, key_prefix=store.keys.prefix, settings=settings)
+    envelopes = list(load_examples(argentina_today()).values())
+    report = queue.submit_many(envelopes)
+    assert len(report.accepted) == len(envelopes)
+    cuits = {e["cuit"] for e in envelopes}
+    assert len(cuits) > 1
+    store.register_worker("w1", 1, 60)  # one slot: every lane goes through it in turn
+    ((cuit, token),) = store.claim(1, 30.0, 0.0, "test", by_capacity=True).leases
+    runtime = Runtime(settings)
+    done = runtime.sender().handle_then_more(
+        cuit, token, "w1", max_lanes=1000, max_seconds=60, lookahead_seconds=0.02
+    )
+    # One task worked every lane the queue had, each claimed in turn as it came due, and
+    # stopped when none was left (not at max_lanes), giving its slot back.
+    assert len(done) >= len(envelopes)
+    assert all(
+        queue.status(job_id)["status"] in ("issued", "rejected") for _, job_id in report.accepted
+    )
+    assert inflight(store) == {}

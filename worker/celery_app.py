@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from celery import Celery, signals, states
 
-from worker.dispatcher import Dispatcher
+from worker.dispatcher import LOOKAHEAD_SECONDS, Dispatcher
 from worker.runtime import Runtime
 from worker.settings import get_settings
 from worker.slots import SlotRegistration
@@ -36,6 +36,11 @@ CALLBACK_QUEUE = f"{settings.key_prefix}callbacks"
 # this, decide when a lane is taken over; a late redelivery finds a stale token and stops.
 SOFT_TIME_LIMIT_SECONDS = int(4 * settings.api_timeout_seconds + 60)
 TIME_LIMIT_SECONDS = SOFT_TIME_LIMIT_SECONDS + 30
+# A send task works its lane and then, while lanes are due, the next ones (one at a time,
+# each claimed like a dispatcher's claim): it starts no new lane once less than a worst-case
+# lane's time is left before the soft limit (30 s of its 60 s slack).
+MORE_LANES_SECONDS = SOFT_TIME_LIMIT_SECONDS - 4 * settings.api_timeout_seconds - 30
+MORE_LANES_MAX = 100
 VISIBILITY_TIMEOUT_SECONDS = TIME_LIMIT_SECONDS + 300
 
 app = Celery("tfq", broker=settings.redis_url, backend=settings.redis_url)
@@ -97,8 +102,17 @@ def get_deliverer() -> Deliverer:
 
 @app.task(name="tfq.send", bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
 def send_lane(self: Any, cuit: str, token: str) -> str:
-    """Work one claimed lane under its fencing token, in one of this worker's slots."""
-    return get_sender().handle(cuit, token, self.request.hostname or "")
+    """Work one claimed lane under its fencing token in one of this worker's slots, then
+    the lanes that come due meanwhile (`Sender.handle_then_more`)."""
+    done = get_sender().handle_then_more(
+        cuit,
+        token,
+        self.request.hostname or "",
+        max_lanes=MORE_LANES_MAX,
+        max_seconds=MORE_LANES_SECONDS,
+        lookahead_seconds=LOOKAHEAD_SECONDS,
+    )
+    return f"{done[0]}" + (f", then {len(done) - 1} more lanes" if len(done) > 1 else "")
 
 
 @app.task(name="tfq.callback", ignore_result=True)  # type: ignore[untyped-decorator]

@@ -180,6 +180,35 @@ class Sender(OutcomeRecorder):
         finally:
             self.keeper.drop(cuit, token)
 
+    def handle_then_more(
+        self,
+        cuit: str,
+        token: str,
+        worker: str,
+        *,
+        max_lanes: int,
+        max_seconds: float,
+        lookahead_seconds: float,
+    ) -> list[Handled]:
+        """Work a claimed lane, then keep its slot busy: claim the next due lane the way a
+        dispatcher does (by capacity, in ready-time order) and work it, until none is due,
+        `max_lanes` were worked or `max_seconds` have passed. Under load most lanes start
+        here, each without a task of its own to publish, receive and acknowledge."""
+        done = [self.handle(cuit, token, worker)]
+        deadline = time.monotonic() + max_seconds
+        while len(done) < max_lanes and time.monotonic() < deadline:
+            claims = self.store.claim(
+                1,
+                self.keeper.lease_seconds,
+                lookahead_seconds,
+                worker or "sender",
+                by_capacity=True,
+            )
+            if not claims.leases:
+                break
+            done += [self.handle(c, t, worker) for c, t in claims.leases]
+        return done
+
     def _handle(self, claim: Claim) -> Handled:
         ids = self.store.head(claim.cuit, self.settings.batch_max)
         records = self.store.jobs(ids)
