@@ -81,18 +81,24 @@ def new_job_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
 
 
+# Compact JSON, ASCII only (\u escapes): metadata, callback URL and unchecked paths.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def pack_envelope(env: JobEnvelope) -> bytes:
     """What `env` holds: the invoice body (JSON numbers), callback and metadata.
 
     The invoice is serialized by pydantic's own JSON encoder (the same document as
-    `invoice_body()`, a third of the time on bulk intake).
+    `invoice_body()`, a third of the time on bulk intake), straight to bytes; the
+    document is assembled as bytes, without a round trip through str.
     """
-    invoice = env.invoice.model_dump_json(exclude_none=True)
-    url = json.dumps(str(env.callback_url) if env.callback_url else None)
-    meta = json.dumps(env.metadata, separators=(",", ":"), default=str)
-    unchecked = json.dumps(env.unchecked_fields, separators=(",", ":"))
-    doc = f'{{"invoice":{invoice},"callback_url":{url},"metadata":{meta},"unchecked":{unchecked}}}'
-    return zlib.compress(doc.encode(), 1)
+    invoice = env.invoice.__pydantic_serializer__.to_json(env.invoice, exclude_none=True)
+    url = _COMPACT.encode(str(env.callback_url)) if env.callback_url else "null"
+    meta = _COMPACT.encode(env.metadata) if env.metadata else "{}"
+    unchecked = env.unchecked_fields
+    listed = _COMPACT.encode(unchecked) if unchecked else "[]"
+    tail = f',"callback_url":{url},"metadata":{meta},"unchecked":{listed}}}'
+    return zlib.compress(b'{"invoice":' + invoice + tail.encode(), 1)
 
 
 def unpack_envelope(blob: bytes) -> dict[str, Any]:
