@@ -393,7 +393,7 @@ class JobStore:
         for j in jobs:
             args += [j.id, j.cuit, j.external_reference, j.punto_venta, j.tipo, j.envelope]
         if on_disk_within is None or not server_durability(self.r).waitaof:
-            return read_enqueue(self._scripts["enqueue"](args=args))
+            return read_enqueue(self._scripts["enqueue"](args=args), [j.id for j in jobs])
         # WAITAOF waits for the writes of its own connection: one pipeline, one connection.
         pipe = self.r.pipeline(transaction=False)
         self._scripts["enqueue"](args=args, client=pipe)
@@ -406,7 +406,7 @@ class JobStore:
             forget_server(self.r)  # AOF was turned off since: ask the server again
             synced = None
         check_waitaof_reply(synced, on_disk_within)
-        return read_enqueue(reply)
+        return read_enqueue(reply, [j.id for j in jobs])
 
     def transition(
         self,

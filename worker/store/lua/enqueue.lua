@@ -1,10 +1,12 @@
 -- Enqueue jobs: idempotency check, job record and lane append, in one atomic step.
 -- ARGV: prefix, batch name ('' for none), then per job 6 values:
 --   job id, cuit, external_reference, punto_venta, tipo, envelope JSON
--- Returns per job: {outcome, job id, previous job id or ''} flattened, where outcome is
---   'created', or 'duplicate' (the key's job is queued, sending, unknown or issued:
---   its id is returned and nothing is created). A key whose job was rejected gets a
---   new job linked to the old one ('previous').
+-- Returns {position (1-based), outcome, job id, previous job id or ''} flattened, only
+--   for the jobs not simply created under the id sent: 'duplicate' (the key's job is
+--   queued, sending, unknown or issued: its id is returned and nothing is created), or
+--   'created' with a previous job (a key whose job was rejected gets a new job linked to
+--   the old one). A job the reply does not name was created as sent: a short reply, as
+--   the client reads it in Python.
 -- A created job is born 'queued' as set_status would record it (status, pending index,
 -- batch and global counters); the counters and indexes are written once per call.
 local P, batch = ARGV[1], ARGV[2]
@@ -14,6 +16,7 @@ local created = 0
 local pending = {}
 local cuits, cuit_list = {}, {}
 for i = 3, #ARGV, 6 do
+  local position = (i - 3) / 6 + 1
   local id, cuit, ref, pv, tipo, env = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local idem = K.idem(P, cuit)
   local existing = redis.call('HGET', idem, ref)
@@ -23,7 +26,8 @@ for i = 3, #ARGV, 6 do
     -- A record that expired after its retention still counts as issued: never again.
   end
   if existing and existing_status ~= 'rejected' then
-    out[#out + 1] = 'duplicate'; out[#out + 1] = existing; out[#out + 1] = ''
+    out[#out + 1] = position; out[#out + 1] = 'duplicate'; out[#out + 1] = existing
+    out[#out + 1] = ''
   else
     local prev = existing or ''
     redis.call('HSET', idem, ref, id)
@@ -40,7 +44,10 @@ for i = 3, #ARGV, 6 do
       schedule(P, cuit, math.max(now, next_at), now)
     end
     created = created + 1
-    out[#out + 1] = 'created'; out[#out + 1] = id; out[#out + 1] = prev
+    if prev ~= '' then
+      out[#out + 1] = position; out[#out + 1] = 'created'; out[#out + 1] = id
+      out[#out + 1] = prev
+    end
   end
 end
 if created > 0 then
