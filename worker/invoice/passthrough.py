@@ -20,6 +20,10 @@ FREE_FORM_FIELDS = frozenset({"fex"})
 MAX_JSON_DEPTH = 20
 
 
+# json.dumps(value, allow_nan=False, ensure_ascii=False), its encoder made once.
+_PLAIN = json.JSONEncoder(allow_nan=False, ensure_ascii=False)
+
+
 def plain_json(value: Any) -> bytes:
     """`value` as UTF-8 JSON, or ValueError: free-form blocks (metadata, fex) must be plain
     JSON (finite numbers, valid UTF-8 text, at most MAX_JSON_DEPTH levels) to be stored
@@ -34,7 +38,7 @@ def plain_json(value: Any) -> bytes:
         elif isinstance(node, list):
             stack.extend((item, depth + 1) for item in node)
     try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+        return _PLAIN.encode(value).encode("utf-8")
     except (ValueError, TypeError, UnicodeEncodeError):
         raise ValueError("must be plain JSON: finite numbers and valid UTF-8 text") from None
 
