@@ -130,7 +130,10 @@ def _known_field(
     elif block is not None and (not is_list or isinstance(value, list)):
         # (a wrong type is left to pydantic, which names it)
         items = value if is_list else [value]
+        names, nested = _nested_of(block)
         for i, item in enumerate(items):
+            if not nested and isinstance(item, dict) and item.keys() <= names:
+                continue  # a block without blocks, every name known: nothing to report
             sub = (*loc, key, i) if is_list else (*loc, key)
             u, r = unknown_fields(block, item, sub)
             unchecked += u
