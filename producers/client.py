@@ -42,9 +42,8 @@ from worker.store.jobs import (
     JobStatus,
     NewJob,
     check_batch_name,
-    compress_envelope,
-    envelope_json,
     new_job_id,
+    pack_envelope,
 )
 from worker.store.keys import JobField, Keys
 from worker.store.lanes import LaneStore
@@ -53,9 +52,6 @@ from worker.webhooks.safe_http import DNS_CACHE_HOSTS, DNS_CACHE_SECONDS, callba
 log = logging.getLogger("tfq.producer")
 
 CHUNK = 500  # jobs per enqueue script call
-
-# A NewJob's fields, its envelope's document not compressed yet.
-_Staged = tuple[str, str, str, int, str, bytes]
 
 
 @dataclass(frozen=True)
@@ -160,20 +156,21 @@ class InvoiceQueue:
 
     @staticmethod
     def _new_job(env: JobEnvelope, job_id: str | None = None) -> NewJob:
-        job_id, cuit, ref, pv, tipo, document = InvoiceQueue._stage(env, job_id or new_job_id())
-        return NewJob(job_id, cuit, ref, pv, tipo, compress_envelope(document))
-
-    @staticmethod
-    def _stage(env: JobEnvelope, job_id: str) -> _Staged:
-        """A `NewJob`'s fields, its envelope not compressed yet (`compress_envelope`)."""
         comp = env.invoice.comprobante
         try:
-            document = envelope_json(env)
+            blob = pack_envelope(env)
         except UnicodeEncodeError:
             # JSON can carry a lone surrogate; it cannot be stored or sent as UTF-8.
             path = unencodable_path(env.model_dump(mode="python")) or ""
             raise InvalidJob([FieldError(path, "not valid UTF-8 text")]) from None
-        return (job_id, env.cuit, comp.external_reference, comp.punto_venta, comp.tipo, document)
+        return NewJob(
+            id=job_id or new_job_id(),
+            cuit=env.cuit,
+            external_reference=comp.external_reference,
+            punto_venta=comp.punto_venta,
+            tipo=comp.tipo,
+            envelope=blob,
+        )
 
     def submit(self, envelope: dict[str, Any] | JobEnvelope, *, batch: str = "") -> Submitted:
         """Queue one job; raises `InvalidJob` (with field paths) when it is refused,
@@ -198,7 +195,7 @@ class InvoiceQueue:
         """
         check_batch_name(batch)
         report = BatchReport()
-        pending: list[tuple[int, _Staged]] = []
+        pending: list[tuple[int, NewJob]] = []
         job_ids = JobIds(CHUNK)
         verdicts: dict[tuple[str, int], list[FieldError]] = {}
         # One chunk goes to Redis in the background while the next is validated; chunks
@@ -208,7 +205,7 @@ class InvoiceQueue:
             for index, envelope in enumerate(envelopes):
                 try:
                     env = self._validate(envelope, verdicts)
-                    pending.append((index, self._stage(env, job_ids())))
+                    pending.append((index, self._new_job(env, job_ids())))
                 except InvalidJob as exc:
                     report.refused.append((index, exc.errors))
                 if len(pending) >= CHUNK:
@@ -221,14 +218,12 @@ class InvoiceQueue:
         self._flush(pending, batch, report)
         return report
 
-    def _flush(self, pending: list[tuple[int, _Staged]], batch: str, report: BatchReport) -> None:
+    def _flush(self, pending: list[tuple[int, NewJob]], batch: str, report: BatchReport) -> None:
         if not pending:
             return
-        jobs = [
-            NewJob(job_id, cuit, ref, pv, tipo, compress_envelope(document))
-            for _, (job_id, cuit, ref, pv, tipo, document) in pending
-        ]
-        results = self.store.enqueue(jobs, batch, on_disk_within=self._on_disk_within)
+        results = self.store.enqueue(
+            [job for _, job in pending], batch, on_disk_within=self._on_disk_within
+        )
         for (index, _), enqueued in zip(pending, results, strict=True):
             (report.duplicates if enqueued.duplicate else report.accepted).append(
                 (index, enqueued.job_id)

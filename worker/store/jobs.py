@@ -103,19 +103,7 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 def pack_envelope(env: JobEnvelope) -> bytes:
-    """What `env` holds: the invoice body (JSON numbers), callback and metadata, as
-    stored (`envelope_json`, compressed)."""
-    return compress_envelope(envelope_json(env))
-
-
-def compress_envelope(document: bytes) -> bytes:
-    """An `envelope_json` document as stored. zlib releases the GIL: bulk intake
-    compresses a chunk in its Redis thread while the next one is validated."""
-    return zlib.compress(document, 1)
-
-
-def envelope_json(env: JobEnvelope) -> bytes:
-    """The envelope's stored document, before compression.
+    """What `env` holds: the invoice body (JSON numbers), callback and metadata.
 
     The invoice is serialized by pydantic's own JSON encoder (the same document as
     `invoice_body()`, a third of the time on bulk intake), straight to bytes; the
@@ -127,7 +115,7 @@ def envelope_json(env: JobEnvelope) -> bytes:
     unchecked = env.unchecked_fields
     listed = _COMPACT.encode(unchecked) if unchecked else "[]"
     tail = f',"callback_url":{url},"metadata":{meta},"unchecked":{listed}}}'
-    return b'{"invoice":' + invoice + tail.encode()
+    return zlib.compress(b'{"invoice":' + invoice + tail.encode(), 1)
 
 
 def unpack_envelope(blob: bytes) -> dict[str, Any]:
