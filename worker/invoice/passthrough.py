@@ -20,6 +20,10 @@ FREE_FORM_FIELDS = frozenset({"fex"})
 MAX_JSON_DEPTH = 20
 
 
+# json.dumps(value, allow_nan=False, ensure_ascii=False), its encoder made once.
+_PLAIN = json.JSONEncoder(allow_nan=False, ensure_ascii=False)
+
+
 def plain_json(value: Any) -> bytes:
     """`value` as UTF-8 JSON, or ValueError: free-form blocks (metadata, fex) must be plain
     JSON (finite numbers, valid UTF-8 text, at most MAX_JSON_DEPTH levels) to be stored
@@ -34,7 +38,7 @@ def plain_json(value: Any) -> bytes:
         elif isinstance(node, list):
             stack.extend((item, depth + 1) for item in node)
     try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+        return _PLAIN.encode(value).encode("utf-8")
     except (ValueError, TypeError, UnicodeEncodeError):
         raise ValueError("must be plain JSON: finite numbers and valid UTF-8 text") from None
 
@@ -62,6 +66,14 @@ def _fields_of(model: type[BaseModel]) -> dict[str, tuple[type[BaseModel] | None
     return {name: _block_model(f.annotation) for name, f in model.model_fields.items()}
 
 
+@functools.cache
+def _nested_of(model: type[BaseModel]) -> tuple[frozenset[str], frozenset[str]]:
+    """(the names `model` knows, those of them holding blocks or free-form JSON)."""
+    fields = _fields_of(model)
+    nested = {name for name, (block, _) in fields.items() if block is not None}
+    return frozenset(fields), frozenset(nested | (FREE_FORM_FIELDS & set(fields)))
+
+
 def unknown_fields(
     model: type[BaseModel], data: Any, loc: tuple[int | str, ...]
 ) -> tuple[list[str], list[FieldError]]:
@@ -71,22 +83,18 @@ def unknown_fields(
     if not isinstance(data, dict):
         return unchecked, refused
     fields = _fields_of(model)
+    known_names, nested = _nested_of(model)
+    if data.keys() <= known_names:
+        # Every name is known (the common case): only the blocks need a look, in order.
+        for key in [k for k in data if k in nested]:
+            _known_field(key, data[key], fields[key], loc, unchecked, refused)
+        return unchecked, refused
     for key, value in data.items():
         if not isinstance(key, str):
             continue
         known = fields.get(key)
         if known is not None:
-            block, is_list = known
-            if key in FREE_FORM_FIELDS:
-                refused += _credentials_inside(value, (*loc, key))
-            elif block is not None and (not is_list or isinstance(value, list)):
-                # (a wrong type is left to pydantic, which names it)
-                items = value if is_list else [value]
-                for i, item in enumerate(items):
-                    sub = (*loc, key, i) if is_list else (*loc, key)
-                    u, r = unknown_fields(block, item, sub)
-                    unchecked += u
-                    refused += r
+            _known_field(key, value, known, loc, unchecked, refused)
             continue
         where = format_loc((*loc, key))
         if key in CREDENTIAL_FIELDS:
@@ -105,6 +113,31 @@ def unknown_fields(
             if not found:
                 unchecked.append(where)
     return unchecked, refused
+
+
+def _known_field(
+    key: str,
+    value: Any,
+    known: tuple[type[BaseModel] | None, bool],
+    loc: tuple[int | str, ...],
+    unchecked: list[str],
+    refused: list[FieldError],
+) -> None:
+    """`unknown_fields` inside a known field's block(s), or its free-form value."""
+    block, is_list = known
+    if key in FREE_FORM_FIELDS:
+        refused += _credentials_inside(value, (*loc, key))
+    elif block is not None and (not is_list or isinstance(value, list)):
+        # (a wrong type is left to pydantic, which names it)
+        items = value if is_list else [value]
+        names, nested = _nested_of(block)
+        for i, item in enumerate(items):
+            if not nested and isinstance(item, dict) and item.keys() <= names:
+                continue  # a block without blocks, every name known: nothing to report
+            sub = (*loc, key, i) if is_list else (*loc, key)
+            u, r = unknown_fields(block, item, sub)
+            unchecked += u
+            refused += r
 
 
 def _credentials_inside(value: Any, loc: tuple[int | str, ...]) -> list[FieldError]:

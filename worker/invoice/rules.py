@@ -50,6 +50,9 @@ def expected_totals(comprobante: Comprobante) -> list[Decimal]:
         return _expected_totals(comprobante)
 
 
+_21 = Decimal(21)
+
+
 def _expected_totals(comprobante: Comprobante) -> list[Decimal]:
     with_vat = comprobante.info.letter in LETTERS_WITH_VAT
     net_by_rate: dict[Decimal, Decimal] = {}  # in the order the rates first appear
@@ -62,8 +65,8 @@ def _expected_totals(comprobante: Comprobante) -> list[Decimal]:
     if comprobante.impuestos_internos:
         others += comprobante.impuestos_internos
     readings = [next(iter(net_by_rate))]
-    if Decimal(21) in net_by_rate:
-        readings.append(Decimal(21))
+    if _21 in net_by_rate and readings[0] != _21:  # (the same reading once is enough)
+        readings.append(_21)
     totals: list[Decimal] = []
     for discounted in readings:
         total = others

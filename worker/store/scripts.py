@@ -84,9 +84,14 @@ class Enqueued:
         return self.outcome == "duplicate"
 
 
-def read_enqueue(raw: Any) -> list[Enqueued]:
+def read_enqueue(raw: Any, job_ids: list[str]) -> list[Enqueued]:
+    """The outcome of each of `job_ids` (the ids sent, in order): created as sent, unless
+    the reply names it (its position, outcome, job id and previous job id)."""
+    out = [Enqueued("created", job_id, "") for job_id in job_ids]
     flat = _texts(raw)
-    return [Enqueued(*flat[i : i + 3]) for i in range(0, len(flat), 3)]
+    for i in range(0, len(flat), 4):
+        out[int(flat[i]) - 1] = Enqueued(*flat[i + 1 : i + 4])
+    return out
 
 
 @dataclass(frozen=True)
