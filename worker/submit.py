@@ -171,12 +171,13 @@ class Sender(OutcomeRecorder):
             token,
             self.tenants.gap_seconds(cuit, self.settings.cuit_gap_seconds),
         )
-        if not self.store.begin(cuit, token, worker):
+        head = self.store.begin_head(cuit, token, worker, self.settings.batch_max)
+        if head is None:
             # A redelivered message of a claim someone is working, or a stale token.
             return Handled.DUPLICATE
         self.keeper.hold(cuit, token)
         try:
-            return self._handle(claim)
+            return self._handle(claim, head)
         finally:
             self.keeper.drop(cuit, token)
 
@@ -209,9 +210,9 @@ class Sender(OutcomeRecorder):
             done += [self.handle(c, t, worker) for c, t in claims.leases]
         return done
 
-    def _handle(self, claim: Claim) -> Handled:
-        ids = self.store.head(claim.cuit, self.settings.batch_max)
-        records = self.store.jobs(ids)
+    def _handle(self, claim: Claim, head_jobs: list[tuple[str, dict[str, Any] | None]]) -> Handled:
+        ids = [job_id for job_id, _ in head_jobs]
+        records = [record for _, record in head_jobs]
         jobs = [Job.from_record(r) for r in records if r is not None and JobField.ENVELOPE in r]
         if not jobs or jobs[0].id != ids[0] or jobs[0].status in FINAL:
             # Finished (or vanished) head jobs are dropped by the release.

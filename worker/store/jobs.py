@@ -321,7 +321,7 @@ def pdf_links(
     return (base if pdf else None), (f"{base}?kind=ticket" if ticket else None)
 
 
-def _record(raw: Any) -> dict[str, Any] | None:
+def job_record(raw: Any) -> dict[str, Any] | None:
     """A job hash with text fields decoded; `env` stays bytes (compressed)."""
     if not raw:
         return None
@@ -450,13 +450,13 @@ class JobStore:
 
     def job(self, job_id: str) -> dict[str, Any] | None:
         """A job's record (fields by `JobField`), or None when there is none."""
-        return _record(self.r.hgetall(self.keys.job(job_id)))
+        return job_record(self.r.hgetall(self.keys.job(job_id)))
 
     def jobs(self, job_ids: list[str]) -> list[dict[str, Any] | None]:
         pipe = self.r.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self.keys.job(job_id))
-        return [_record(raw) for raw in pipe.execute()]
+        return [job_record(raw) for raw in pipe.execute()]
 
     def placements(self, job_ids: list[str]) -> list[tuple[str, str] | None]:
         """(punto de venta, tipo) of each job; None for a job that is gone."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from worker.store.jobs import JobStore
+from worker.store.jobs import JobStore, job_record
 from worker.store.keys import DownField, JobField, LaneField
 from worker.store.scripts import (
     Claims,
@@ -196,6 +196,18 @@ class LaneStore(JobStore):
         the same claim) or the lease is no longer this token's."""
         return bool(self.run_script("begin", cuit, token, worker))
 
+    def begin_head(
+        self, cuit: str, token: str, worker: str, count: int
+    ) -> list[tuple[str, dict[str, Any] | None]] | None:
+        """`begin`, and the lane's first `count` job ids with their records (None: gone),
+        in one round trip; None when this handler may not work the lane."""
+        reply = self.run_script("begin", cuit, token, worker, count)
+        if not reply:
+            return None
+        items = iter(reply[1:])
+        pairs = zip(items, items, strict=False)
+        return [(text(job_id), job_record(_pairs(flat))) for job_id, flat in pairs]
+
     def take_solo(self, cuit: str, token: str) -> bool:
         """Whether the next send goes alone (after a whole-batch refusal), counting it off."""
         return bool(self.run_script("solo", cuit, token, "take", 0))
@@ -372,3 +384,9 @@ class LaneStore(JobStore):
             pipe.hget(self.keys.job(job_id), JobField.UPDATED)
         changes = [float(text(v)) for v in pipe.execute() if v]
         return min(changes) if changes else None
+
+
+def _pairs(flat: list[Any]) -> dict[Any, Any]:
+    """A Lua script's HGETALL reply (field, value, ...) as a dict."""
+    items = iter(flat)
+    return dict(zip(items, items, strict=False))
