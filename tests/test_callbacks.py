@@ -162,6 +162,39 @@ def test_a_batch_of_entries_is_published_in_one_go_each_exactly_once(
     assert batch["body"]["data"]["batch"] == "nightly"
 
 
+def test_a_group_is_delivered_side_by_side_each_on_its_own(
+    parts: tuple[Callbacks, Deliverer], receiver: Receiver, tenants: Tenants
+) -> None:
+    """A slow receiver does not hold up the rest of its group; one delivery that fails
+    here fails alone; each one is retried on its own."""
+    callbacks, deliverer = parts
+    with running_receiver(tenants) as slow:
+        slow.script = [(200, {}, 0.4)] * 3 + [(500, {}, 0.0)]
+        slow_ids = [callbacks.enqueue("invoice.issued", CUIT, slow.url, RESULT) for _ in range(4)]
+        fast_ids = [
+            callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT) for _ in range(5)
+        ]
+        broken = callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT)
+        callbacks.r.hdel(callbacks.keys.callback(broken), CallbackField.URL)
+        group = callbacks.claim_due()
+        assert set(group) == {*slow_ids, *fast_ids, broken}
+        started = time.monotonic()
+        outcomes = dict(zip(group, deliverer.deliver_group(group), strict=True))
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0  # one after the other: three slow answers take 1.2 s
+    assert [outcomes[i] for i in fast_ids] == ["delivered"] * 5
+    assert sorted(outcomes[i] for i in slow_ids) == ["delivered"] * 3 + ["retry"]
+    assert outcomes[broken] == "error"
+    assert len(receiver.received) == 5
+    retried = next(i for i in slow_ids if outcomes[i] == "retry")
+    record = callbacks.get(retried) or {}
+    assert (record["status"], record["attempts"], record["last_error"]) == (
+        "pending", "1", "HTTP 500",
+    )  # fmt: skip
+    # The failed one is left claimed: it comes back after the visibility timeout.
+    assert callbacks.r.zscore(callbacks.keys.callbacks_due, broken) > time.time()
+
+
 def test_signed_delivery_verifies_with_the_reference_library(
     parts: tuple[Callbacks, Deliverer], receiver: Receiver
 ) -> None:

@@ -124,10 +124,11 @@ def send_lane(self: Any, cuit: str, token: str) -> str:
     return get_sender().handle(cuit, token, self.request.hostname or "")
 
 
-@app.task(name="tfq.callback", ignore_result=True)  # type: ignore[untyped-decorator]
-def deliver_callback(delivery_id: str) -> str:
-    """Send one callback delivery (retries are scheduled in Redis, not here)."""
-    return get_deliverer().deliver(delivery_id)
+@app.task(name="tfq.callbacks", ignore_result=True)  # type: ignore[untyped-decorator]
+def deliver_callbacks(delivery_ids: list[str]) -> list[str]:
+    """Send a group of callback deliveries side by side (retries are scheduled in Redis,
+    not here)."""
+    return get_deliverer().deliver_group(delivery_ids)
 
 
 def register_slots(sender: Any, **_: object) -> None:
@@ -147,8 +148,8 @@ def publish(cuit: str, token: str) -> None:
     send_lane.apply_async(args=(cuit, token), queue=SEND_QUEUE)
 
 
-def publish_callback(delivery_id: str) -> None:
-    deliver_callback.apply_async(args=(delivery_id,), queue=CALLBACK_QUEUE)
+def publish_callbacks(delivery_ids: list[str]) -> None:
+    deliver_callbacks.apply_async(args=(delivery_ids,), queue=CALLBACK_QUEUE)
 
 
 def make_dispatcher() -> Dispatcher:
@@ -161,6 +162,6 @@ def make_dispatcher() -> Dispatcher:
         health_check=runtime.service_healthy,
         health_probe_seconds=settings.health_probe_seconds,
         callbacks=runtime.callbacks,
-        publish_callback=publish_callback,
+        publish_callbacks=publish_callbacks,
         publish_events=publish_events,
     )
