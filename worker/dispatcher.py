@@ -32,6 +32,9 @@ LOOKAHEAD_SECONDS = 0.02  # claim a little early; the worker's presend waits out
 # slots freed meanwhile into one round, short against any call.
 FULL_SETTLE_SECONDS = 0.01
 CALLBACK_GROUP_MAX = 50  # due callback deliveries sent by one task (side by side)
+# Outbox events and due callbacks are taken at most this often: under load a round comes
+# every few milliseconds, and batches and groups of one or two would save little.
+CALLBACKS_EVERY_SECONDS = 0.2
 
 
 class Dispatcher:
@@ -65,6 +68,7 @@ class Dispatcher:
         self.published = 0
         self.full = False  # the last round left due lanes waiting for a free slot
         self._last_reap = float("-inf")
+        self._last_callbacks = float("-inf")
 
     def run_once(self) -> float:
         """Reap, claim and publish; returns how long to sleep (seconds) before the next round
@@ -109,6 +113,9 @@ class Dispatcher:
         return max(0.0, min(MAX_SLEEP_SECONDS, wake_at - claims.now - LOOKAHEAD_SECONDS))
 
     def _dispatch_callbacks(self) -> None:
+        if time.monotonic() - self._last_callbacks < CALLBACKS_EVERY_SECONDS:
+            return
+        self._last_callbacks = time.monotonic()
         if self.publish_events is not None:
             try:
                 self.publish_events()
