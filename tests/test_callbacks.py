@@ -82,13 +82,13 @@ def test_an_outbox_entry_becomes_one_delivery_and_one_result_even_when_taken_aga
     entry = "invoice.issued|j1"
     stored: list[tuple[str, dict[str, object]]] = []
     store.r.zadd(keys.outbox, {entry: 0})
-    assert publish_events(store, callbacks, lambda i, r: stored.append((i, r))) == 1
+    assert publish_events(store, callbacks, stored.extend) == 1
     # The delivery exists and the entry is gone, in one step (no half-made delivery).
     assert store.r.zcard(keys.outbox) == 0
     assert callbacks.pending_count() == 1
     # A dispatcher that died after publishing but before settling: the entry comes back.
     store.r.zadd(keys.outbox, {entry: 0})
-    assert publish_events(store, callbacks, lambda i, r: stored.append((i, r))) == 1
+    assert publish_events(store, callbacks, stored.extend) == 1
     assert store.r.zcard(keys.outbox) == 0
     assert callbacks.pending_count() == 1
     assert [i for i, _ in stored] == ["j1", "j1"]  # the backend write is idempotent
@@ -98,6 +98,101 @@ def test_an_outbox_entry_becomes_one_delivery_and_one_result_even_when_taken_aga
     assert got["verified"]
     assert got["body"]["type"] == "invoice.issued"
     assert got["body"]["data"]["metadata"] == {"order": 7}
+
+
+def test_a_batch_of_entries_is_published_in_one_go_each_exactly_once(
+    parts: tuple[Callbacks, Deliverer], receiver: Receiver
+) -> None:
+    """Many entries of every kind at once: one results write, every delivery created once,
+    every entry settled; an entry that cannot be published stays, the others go on."""
+    callbacks, deliverer = parts
+    store, keys = callbacks.store, callbacks.keys
+
+    def job(job_id: str, status: str, url: str | None, **more: str) -> None:
+        env = {"invoice": {}, "callback_url": url} if url else {"invoice": {}}
+        store.r.hset(
+            keys.job(job_id),
+            mapping={"id": job_id, "cuit": CUIT, "status": status,
+                     "env": zlib.compress(json.dumps(env).encode()), **more},
+        )  # fmt: skip
+
+    entries = [f"invoice.issued|i{n}" for n in range(30)]
+    for n in range(30):
+        job(f"i{n}", "issued", receiver.url)
+    job("r1", "rejected", receiver.url)
+    job("quiet", "issued", None)  # no callback_url: a result, no delivery
+    job("att", "issued", receiver.url, attention="check it")
+    job("b1", "issued", receiver.url, batch="nightly")
+    store.r.hset(keys.batch("nightly"), mapping={"total": 1, "issued": 1})
+    entries += [
+        "invoice.rejected|r1",
+        "invoice.issued|quiet",
+        "invoice.attention|att|1700000000",
+        encode(OutboxEvent(EventKind.BATCH_COMPLETED, "b1", batch="nightly")),
+        "invoice.issued|gone",  # no record, no archive: nothing to report
+        "invoice.issued|broken",  # its archive lookup fails: taken again later
+        "garbage",
+    ]
+    store.r.zadd(keys.outbox, dict.fromkeys(entries, 0))
+
+    def archived(job_id: str) -> None:
+        if job_id == "broken":
+            raise RuntimeError("archive unreachable")
+
+    writes: list[list[tuple[str, dict[str, Any]]]] = []
+    assert publish_events(store, callbacks, writes.append, archived=archived) == len(entries)
+    (results,) = writes  # one write for the whole batch
+    assert sorted(i for i, _ in results) == sorted([f"i{n}" for n in range(30)] + ["r1", "quiet"])
+    assert {text(m) for m in store.r.zrange(keys.outbox, 0, -1)} == {"invoice.issued|broken"}
+    assert callbacks.pending_count() == 33  # 30 issued, rejected, attention, batch
+    # Taken again (a dispatcher that died before settling): nothing new is created.
+    store.r.zadd(keys.outbox, dict.fromkeys(entries[:5], 0))
+    assert publish_events(store, callbacks, writes.append, archived=archived) == 5
+    assert callbacks.pending_count() == 33
+    assert int(store.r.hget(keys.stats, "callbacks:created") or 0) == 33
+    drain(callbacks, deliverer, lambda: callbacks.pending_count() == 0)
+    ids = [r["headers"]["webhook-id"] for r in receiver.received]
+    assert len(ids) == len(set(ids)) == 33
+    assert all(r["verified"] for r in receiver.received)
+    by_type = [r["body"]["type"] for r in receiver.received]
+    assert by_type.count("invoice.issued") == 30
+    attention = next(r for r in receiver.received if r["body"]["type"] == "invoice.attention")
+    assert attention["body"]["data"]["reason"] == "check it"
+    batch = next(r for r in receiver.received if r["body"]["type"] == "batch.completed")
+    assert batch["body"]["data"]["batch"] == "nightly"
+
+
+def test_a_group_is_delivered_side_by_side_each_on_its_own(
+    parts: tuple[Callbacks, Deliverer], receiver: Receiver, tenants: Tenants
+) -> None:
+    """A slow receiver does not hold up the rest of its group; one delivery that fails
+    here fails alone; each one is retried on its own."""
+    callbacks, deliverer = parts
+    with running_receiver(tenants) as slow:
+        slow.script = [(200, {}, 0.4)] * 3 + [(500, {}, 0.0)]
+        slow_ids = [callbacks.enqueue("invoice.issued", CUIT, slow.url, RESULT) for _ in range(4)]
+        fast_ids = [
+            callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT) for _ in range(5)
+        ]
+        broken = callbacks.enqueue("invoice.issued", CUIT, receiver.url, RESULT)
+        callbacks.r.hdel(callbacks.keys.callback(broken), CallbackField.URL)
+        group = callbacks.claim_due()
+        assert set(group) == {*slow_ids, *fast_ids, broken}
+        started = time.monotonic()
+        outcomes = dict(zip(group, deliverer.deliver_group(group), strict=True))
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0  # one after the other: three slow answers take 1.2 s
+    assert [outcomes[i] for i in fast_ids] == ["delivered"] * 5
+    assert sorted(outcomes[i] for i in slow_ids) == ["delivered"] * 3 + ["retry"]
+    assert outcomes[broken] == "error"
+    assert len(receiver.received) == 5
+    retried = next(i for i in slow_ids if outcomes[i] == "retry")
+    record = callbacks.get(retried) or {}
+    assert (record["status"], record["attempts"], record["last_error"]) == (
+        "pending", "1", "HTTP 500",
+    )  # fmt: skip
+    # The failed one is left claimed: it comes back after the visibility timeout.
+    assert callbacks.r.zscore(callbacks.keys.callbacks_due, broken) > time.time()
 
 
 def test_signed_delivery_verifies_with_the_reference_library(
@@ -371,7 +466,7 @@ def test_a_batch_named_with_separators_publishes_its_own_counts(
     store.r.hset(keys.batch(batch), mapping={"total": 1, "issued": 1})
     entry = encode(OutboxEvent(EventKind.BATCH_COMPLETED, "j8", batch=batch))
     store.r.zadd(keys.outbox, {entry: 0})
-    assert publish_events(store, callbacks, lambda i, r: None) == 1
+    assert publish_events(store, callbacks, lambda results: None) == 1
     record = callbacks.get(delivery_id_for(entry)) or {}
     body = json.loads(record["body"])
     assert body["type"] == "batch.completed"
@@ -384,7 +479,7 @@ def test_a_malformed_entry_is_dropped_not_retried_for_ever(
 ) -> None:
     callbacks, _ = parts
     callbacks.r.zadd(callbacks.keys.outbox, {"garbage": 0})
-    assert publish_events(callbacks.store, callbacks, lambda i, r: None) == 1
+    assert publish_events(callbacks.store, callbacks, lambda results: None) == 1
     assert callbacks.r.zcard(callbacks.keys.outbox) == 0
     assert callbacks.pending_count() == 0
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis
+from celery import Celery
 
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.examples import factura_b_jobs
@@ -314,7 +315,7 @@ def test_callbacks_end_to_end(run: Run, tenants_path: Path) -> None:
             env["callback_url"] = receiver.url
         with run.worker():
             run.submit(envelopes, batch="cb-batch")
-            run.wait_final()
+            results = run.wait_final()
             wait_until(
                 lambda: len({r["headers"]["webhook-id"] for r in receiver.received}) >= 7, 30
             )
@@ -330,4 +331,9 @@ def test_callbacks_end_to_end(run: Run, tenants_path: Path) -> None:
         text = json.dumps(body)
         assert "apitoken" not in text
         assert "usertoken" not in text
+    # Each job's result is in Celery's backend as Celery itself reads it.
+    celery = Celery("reader", backend=run.env["TFQ_REDIS_URL"])
+    for result in results:
+        stored = celery.AsyncResult(result["job_id"]).get(timeout=5)
+        assert (stored["status"], stored["cae"]) == ("issued", result["cae"])
     run.audit()

@@ -67,9 +67,32 @@ _parts: dict[str, Any] = {}  # one sender and one deliverer per process, built o
 _parts_lock = threading.Lock()
 
 
-def store_result(job_id: str, result: dict[str, Any]) -> None:
-    """A finished job's result in Celery's backend: `AsyncResult(job_id).get()` works."""
-    app.backend.store_result(job_id, result, states.SUCCESS)
+def store_results(results: list[tuple[str, dict[str, Any]]]) -> None:
+    """Finished jobs' results in Celery's backend, in one round trip: `AsyncResult(job_id)
+    .get()` works. Each is what RedisBackend.store_result writes (same key, encoding, expiry
+    and publish to waiting clients), and as there a result already stored is kept."""
+    backend = app.backend
+    expires = backend.expires or None
+    pipe = backend.client.pipeline(transaction=False)
+    for job_id, result in results:
+        key = backend.get_key_for_task(job_id)
+        value = backend.encode(_success_meta(job_id, result))
+        # Celery skips the write when the stored state is SUCCESS; a job id only ever
+        # holds a SUCCESS, so "not when one exists" is the same rule, without a read.
+        pipe.set(key, value, ex=expires, nx=True)
+        pipe.publish(key, value)
+    pipe.execute()
+
+
+def _success_meta(job_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Celery's own result meta (status, result, date_done, ...) for a SUCCESS. The one use
+    of a private backend method: store_result builds the meta and writes it in one call,
+    one round trip per result; this keeps the meta Celery's while the writes are batched."""
+    meta: dict[str, Any] = app.backend._get_result_meta(
+        result=result, state=states.SUCCESS, traceback=None, request=None
+    )
+    meta["task_id"] = job_id
+    return meta
 
 
 def publish_events() -> int:
@@ -77,7 +100,7 @@ def publish_events() -> int:
     return _publish_events(
         runtime.store,
         runtime.callbacks,
-        store_result,
+        store_results,
         public_url=settings.public_url,
         archived=runtime.archived_results.get,
     )
@@ -115,10 +138,11 @@ def send_lane(self: Any, cuit: str, token: str) -> str:
     return f"{done[0]}" + (f", then {len(done) - 1} more lanes" if len(done) > 1 else "")
 
 
-@app.task(name="tfq.callback", ignore_result=True)  # type: ignore[untyped-decorator]
-def deliver_callback(delivery_id: str) -> str:
-    """Send one callback delivery (retries are scheduled in Redis, not here)."""
-    return get_deliverer().deliver(delivery_id)
+@app.task(name="tfq.callbacks", ignore_result=True)  # type: ignore[untyped-decorator]
+def deliver_callbacks(delivery_ids: list[str]) -> list[str]:
+    """Send a group of callback deliveries side by side (retries are scheduled in Redis,
+    not here)."""
+    return get_deliverer().deliver_group(delivery_ids)
 
 
 def register_slots(sender: Any, **_: object) -> None:
@@ -138,8 +162,8 @@ def publish(cuit: str, token: str) -> None:
     send_lane.apply_async(args=(cuit, token), queue=SEND_QUEUE)
 
 
-def publish_callback(delivery_id: str) -> None:
-    deliver_callback.apply_async(args=(delivery_id,), queue=CALLBACK_QUEUE)
+def publish_callbacks(delivery_ids: list[str]) -> None:
+    deliver_callbacks.apply_async(args=(delivery_ids,), queue=CALLBACK_QUEUE)
 
 
 def make_dispatcher() -> Dispatcher:
@@ -152,6 +176,6 @@ def make_dispatcher() -> Dispatcher:
         health_check=runtime.service_healthy,
         health_probe_seconds=settings.health_probe_seconds,
         callbacks=runtime.callbacks,
-        publish_callback=publish_callback,
+        publish_callbacks=publish_callbacks,
         publish_events=publish_events,
     )

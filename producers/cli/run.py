@@ -27,7 +27,12 @@ def worker(
         ),
     ] = "all",
     callback_concurrency: Annotated[
-        int, typer.Option(min=1, help="Parallel callback deliveries (with --queues all).")
+        int,
+        typer.Option(
+            min=1,
+            help="Parallel callback tasks, each a group of deliveries sent ten at a time "
+            "(with --queues all).",
+        ),
     ] = 8,
 ) -> None:
     """Run a Celery worker (thread pool, for many slow API calls) and a dispatcher."""

@@ -12,6 +12,8 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -49,6 +51,27 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
 
 
+@dataclass(frozen=True)
+class NewDelivery:
+    """A delivery to create: `event` with `data` to `url`, as `id` (the webhook-id; derived
+    from its outbox entry, so publishing twice creates it once)."""
+
+    id: str
+    event: str
+    cuit: str
+    url: str
+    data: dict[str, Any]
+    outbox_entry: str = ""  # the entry it is published from, removed in the same step
+
+    def body(self) -> str:
+        """The JSON sent, exactly (signed as is)."""
+        return json.dumps(
+            {"type": self.event, "timestamp": datetime.now(UTC).isoformat(), "data": self.data},
+            separators=(",", ":"),
+            default=str,
+        )
+
+
 class Callbacks:
     """Delivery records in Redis: create, claim, settle, dead-letter, replay."""
 
@@ -81,13 +104,20 @@ class Callbacks:
         delivery and the removal of its `outbox_entry` are one script.
         """
         delivery_id = delivery_id or f"msg_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
-        body = json.dumps(
-            {"type": event, "timestamp": datetime.now(UTC).isoformat(), "data": data},
-            separators=(",", ":"),
-            default=str,
-        )
-        self.store.run_script("callback_new", delivery_id, event, cuit, url, body, outbox_entry)
+        self.enqueue_many([NewDelivery(delivery_id, event, cuit, url, data, outbox_entry)])
         return delivery_id
+
+    def enqueue_many(self, deliveries: list[NewDelivery], settled: Iterable[str] = ()) -> int:
+        """Create `deliveries` and remove their outbox entries, with the `settled` entries
+        (events with nothing to deliver), in one script; returns how many were created."""
+        args: list[Any] = []
+        for d in deliveries:
+            args += [d.id, d.event, d.cuit, d.url, d.body(), d.outbox_entry]
+        for entry in settled:
+            args += ["", "", "", "", "", entry]
+        if not args:
+            return 0
+        return int(self.store.run_script("callback_new", *args))
 
     def claim_due(self, max_items: int = 200) -> list[str]:
         return [
@@ -105,9 +135,6 @@ class Callbacks:
                 "due_claim", "outbox", max_items, self.visibility_seconds
             )
         ]
-
-    def event_done(self, entry: str) -> None:
-        self.r.zrem(self.keys.outbox, entry)
 
     def get(self, delivery_id: str) -> dict[str, str] | None:
         raw = self.r.hgetall(self.keys.callback(delivery_id))
