@@ -27,7 +27,7 @@ log = logging.getLogger("tfq.dispatcher")
 
 MAX_SLEEP_SECONDS = 1.0  # the longest sleep between rounds
 REAP_EVERY_SECONDS = 1.0  # reaping also recounts the lanes in flight
-LOOKAHEAD_SECONDS = 0.02  # claim a little early; the worker's presend waits out the rest
+LOOKAHEAD_SECONDS = 0.25  # claim a little early; the worker's presend waits out the rest
 # With every slot taken, a freed one is claimed after this: long enough to gather the
 # slots freed meanwhile into one round, short against any call.
 FULL_SETTLE_SECONDS = 0.01

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,9 @@ class Claim:
     gap: float
     account: str = ""
     account_interval: float = 0.0
+    # When the reply to this claim's invoicing call came (time.monotonic()): the gap runs
+    # from then, not from the release after the outcome was recorded.
+    replied_at: float | None = None
 
 
 class OutcomeRecorder:
@@ -271,5 +275,8 @@ class OutcomeRecorder:
             account=claim.account,
             account_not_before=account_not_before,
             account_interval=claim.account_interval,
+            reply_age_seconds=(
+                max(0.0, time.monotonic() - claim.replied_at) if claim.replied_at else 0.0
+            ),
         )
         return result is not None

@@ -451,9 +451,12 @@ class Sender(OutcomeRecorder):
         try:
             if len(batch) == 1:
                 issued = self.client.nuevo(pdv, payloads[0])
+                claim.replied_at = time.monotonic()
                 self._issued(claim, batch[0], numero, issued, sent_at)
             else:
-                self._batch_outcome(claim, batch, numero, self.client.lotes(pdv, payloads), sent_at)
+                result = self.client.lotes(pdv, payloads)
+                claim.replied_at = time.monotonic()
+                self._batch_outcome(claim, batch, numero, result, sent_at)
         except TusFacturasError as exc:
             self._on_failure(claim, batch, exc, numero=numero)
             return Handled.CALL_FAILED

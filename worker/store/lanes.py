@@ -173,10 +173,13 @@ class LaneStore(JobStore):
         account: str = "",
         account_not_before: float | None = None,
         account_interval: float = 0.0,
+        reply_age_seconds: float = 0.0,
     ) -> Released | None:
         """Unlease; the next slot is max(not_before, last send + gap). None when stale.
         `account` and its least `account_interval` between calls pace the lane's next
-        claims; with `account_not_before` (a 429), that account's calls wait too."""
+        claims; with `account_not_before` (a 429), that account's calls wait too.
+        `reply_age_seconds`: how long ago (by the worker's own clock) the reply to the
+        lease's invoicing call came; the gap runs from then (0: from now)."""
         reply = self.run_script(
             "release",
             cuit,
@@ -187,6 +190,7 @@ class LaneStore(JobStore):
             account,
             "" if account_not_before is None else account_not_before,
             account_interval,
+            reply_age_seconds,
         )
         return read_release(reply)
 

@@ -2,14 +2,17 @@
 -- ARGV: prefix, cuit, token, not before (epoch s), gap seconds, failures ('' keeps),
 --       account name ('' when not yet known), account not before (epoch s, '' for none:
 --       a 429 slows that account, every lane of it), account interval (seconds; claims
---       pace the account's lanes by it)
--- A call made under this lease has had its reply (or failed) now: that is `last_done`.
+--       pace the account's lanes by it), reply age (seconds: how long ago, by the
+--       worker's own clock, the reply came; 0 when not known)
+-- A call made under this lease has had its reply (or failed) by now, or `reply age` ago:
+-- that is `last_done` (an age, not a time, so no two clocks are compared).
 -- The next slot is max(not before, max(last send, last reply) + gap): AFIP measures the
 -- gap between arrivals, and only a reply proves the previous call has arrived.
 -- Returns {depth left, next slot} or {'stale'}.
 local P, cuit, token = ARGV[1], ARGV[2], ARGV[3]
 local not_before, gap, failures = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local account, account_nb, interval = ARGV[7], ARGV[8], tonumber(ARGV[9] or '0')
+local reply_age = math.max(0, tonumber(ARGV[10] or '0'))
 local now = now_s()
 local st = K.lane_state(P, cuit)
 if redis.call('HGET', st, 'token') ~= token then return {'stale'} end
@@ -25,8 +28,8 @@ local times = redis.call('HMGET', st, 'last_sent', 'claimed', 'last_done')
 local last_sent = tonumber(times[1] or '0')
 local last_done = tonumber(times[3] or '0')
 if last_sent >= tonumber(times[2] or now) then
-  last_done = now
-  redis.call('HSET', st, 'last_done', now)
+  last_done = math.max(last_sent, now - reply_age)
+  redis.call('HSET', st, 'last_done', last_done)
 end
 local next_at = math.max(not_before, math.max(last_sent, last_done) + gap)
 if failures ~= '' then redis.call('HSET', st, 'failures', failures) end
