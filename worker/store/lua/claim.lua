@@ -21,9 +21,7 @@ local out = {'', '', tostring(now), ''}
 -- begun, or begun by a live worker: a dead worker's leases do not hold slots).
 local function free_slots()
   for _, w in ipairs(redis.call('ZRANGEBYSCORE', K.workers(P), '-inf', now)) do
-    redis.call('ZREM', K.workers(P), w)
-    redis.call('HDEL', K.worker_slots(P), w)
-    redis.call('HDEL', K.inflight(P), w)
+    drop_worker(P, w)
   end
   local free = 0
   for _, n in ipairs(redis.call('HVALS', K.worker_slots(P))) do free = free + tonumber(n) end

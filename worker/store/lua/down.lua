@@ -11,8 +11,7 @@ local P, untl, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local key = K.down(P)
 if untl == 0 then
   redis.call('DEL', key)
-  redis.call('LPUSH', K.wake(P), '1')
-  redis.call('LTRIM', K.wake(P), 0, 0)
+  wake_dispatchers(P)
   return {0, '0'}
 end
 local base, cap, jitter = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])

@@ -59,6 +59,12 @@ local function set_status(P, id, new, now, retention)
   return old, completed
 end
 
+-- Wake the dispatchers' loops (one pending wake-up is enough: they claim all that is due).
+local function wake_dispatchers(P)
+  redis.call('LPUSH', K.wake(P), '1')
+  redis.call('LTRIM', K.wake(P), 0, 0)
+end
+
 -- Put a lane back among the ready ones, unless it is empty, leased or paused for good.
 local function schedule(P, cuit, at, now)
   local lane = K.lane(P, cuit)
@@ -77,26 +83,35 @@ local function schedule(P, cuit, at, now)
   -- Wake the dispatchers when the lane is due now, or is now the earliest lane (they
   -- sleep until the earliest slot they knew of).
   if at <= now or redis.call('ZRANGE', K.ready(P), 0, 0)[1] == cuit then
-    redis.call('LPUSH', K.wake(P), '1')
-    redis.call('LTRIM', K.wake(P), 0, 0)
+    wake_dispatchers(P)
   end
   return true
+end
+
+-- Who holds the sending slot of a leased lane: 'queued' (claimed, never begun), the
+-- registered worker that began it, or nil (begun outside any registered worker: not counted).
+local function slot_holder(st)
+  local w = redis.call('HMGET', st, 'working', 'worker')
+  if w[1] then return w[2] or nil end
+  return 'queued'
+end
+
+-- Forget a send worker: its slots and its lanes in flight no longer count.
+local function drop_worker(P, worker)
+  redis.call('ZREM', K.workers(P), worker)
+  redis.call('HDEL', K.worker_slots(P), worker)
+  redis.call('HDEL', K.inflight(P), worker)
 end
 
 -- Drop a lane's lease: free its sending slot (the in-flight count claim.lua weighs against
 -- the workers' slots) and wake a dispatcher that waits for one.
 local function unlease(P, cuit)
   local st = K.lane_state(P, cuit)
-  local w = redis.call('HMGET', st, 'working', 'worker')
-  local holder = 'queued'  -- claimed, never begun
-  if w[1] then holder = w[2] end  -- begun: by a registered worker, or not counted
+  local holder = slot_holder(st)
   if holder and redis.call('HINCRBY', K.inflight(P), holder, -1) <= 0 then
     redis.call('HDEL', K.inflight(P), holder)
   end
   redis.call('HDEL', st, 'token', 'expires', 'owner', 'claimed', 'working', 'worker')
   redis.call('ZREM', K.leased(P), cuit)
-  if redis.call('DEL', K.slots_full(P)) == 1 then
-    redis.call('LPUSH', K.wake(P), '1')
-    redis.call('LTRIM', K.wake(P), 0, 0)
-  end
+  if redis.call('DEL', K.slots_full(P)) == 1 then wake_dispatchers(P) end
 end

@@ -20,9 +20,7 @@ for _, cuit in ipairs(redis.call('ZRANGEBYSCORE', K.leased(P), '-inf', now, 'LIM
 end
 local counts = {queued = 0}
 for _, cuit in ipairs(redis.call('ZRANGE', K.leased(P), 0, -1)) do
-  local w = redis.call('HMGET', K.lane_state(P, cuit), 'working', 'worker')
-  local holder = 'queued'
-  if w[1] then holder = w[2] end
+  local holder = slot_holder(K.lane_state(P, cuit))
   if holder then counts[holder] = (counts[holder] or 0) + 1 end
 end
 redis.call('DEL', K.inflight(P))

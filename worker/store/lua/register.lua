@@ -7,10 +7,7 @@ if slots > 0 then
   redis.call('ZADD', K.workers(P), now_s() + ttl, worker)
   redis.call('HSET', K.worker_slots(P), worker, slots)
 else
-  redis.call('ZREM', K.workers(P), worker)
-  redis.call('HDEL', K.worker_slots(P), worker)
-  redis.call('HDEL', K.inflight(P), worker)
+  drop_worker(P, worker)
 end
-redis.call('LPUSH', K.wake(P), '1')
-redis.call('LTRIM', K.wake(P), 0, 0)
+wake_dispatchers(P)
 return 1
