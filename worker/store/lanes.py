@@ -198,7 +198,7 @@ class LaneStore(JobStore):
         """Mark `token` as being worked (by the registered send worker `worker`, whose
         slot it holds); False when another handler already is (a duplicate delivery of
         the same claim) or the lease is no longer this token's."""
-        return bool(self.run_script("begin", cuit, token, worker))
+        return self.begin_head(cuit, token, worker, 0) is not None
 
     def begin_head(
         self, cuit: str, token: str, worker: str, count: int
