@@ -76,9 +76,10 @@ def check_batch_name(name: str) -> str:
     return name
 
 
-def new_job_id() -> str:
-    """Time-ordered and unique: 12 hex digits of milliseconds, 10 random."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
+def new_job_id(noise: str = "") -> str:
+    """Time-ordered and unique: 12 hex digits of milliseconds, 10 random (`noise`, when
+    the caller drew them already)."""
+    return f"{int(time.time() * 1000):012x}{noise or secrets.token_hex(5)}"
 
 
 class JobIds:
@@ -95,7 +96,7 @@ class JobIds:
             self._noise, self._at = secrets.token_hex(5 * self.block), 0
         at = self._at
         self._at = at + 10
-        return f"{int(time.time() * 1000):012x}{self._noise[at : at + 10]}"
+        return new_job_id(self._noise[at : at + 10])
 
 
 # Compact JSON, ASCII only (\u escapes): metadata, callback URL and unchecked paths.
