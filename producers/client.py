@@ -47,7 +47,7 @@ from worker.store.jobs import (
 )
 from worker.store.keys import JobField, Keys
 from worker.store.lanes import LaneStore
-from worker.webhooks.safe_http import DNS_CACHE_HOSTS, DNS_CACHE_SECONDS, callback_url_errors
+from worker.webhooks.safe_http import callback_url_errors
 
 log = logging.getLogger("tfq.producer")
 
@@ -107,33 +107,13 @@ class InvoiceQueue:
 
     def validate(self, envelope: dict[str, Any] | JobEnvelope) -> JobEnvelope:
         """The envelope, checked; `InvalidJob` names every field refused and why."""
-        return self._validate(envelope, None)
-
-    def _validate(
-        self,
-        envelope: dict[str, Any] | JobEnvelope,
-        verdicts: dict[tuple[str, int], list[FieldError]] | None,
-    ) -> JobEnvelope:
-        """`validate`; `verdicts` keeps each callback URL's verdict for a bulk intake (as
-        long as the intake trusts a DNS answer), which names the same few URLs again and
-        again."""
         if isinstance(envelope, JobEnvelope):
             envelope = envelope.model_dump(mode="json", exclude_none=True)
         env = validate_envelope(envelope, cf_threshold=self.settings.cf_identification_threshold)
-        if env.callback_url is None:
-            return env
         # Acknowledged means deliverable: a callback that delivery would refuse is refused now.
-        allow_private = self.settings.callbacks_allow_private
-        if verdicts is None:
-            errors = callback_url_errors(env.callback_url, allow_private=allow_private)
-        else:
-            key = (str(env.callback_url), int(time.monotonic() // DNS_CACHE_SECONDS))
-            known = verdicts.get(key)
-            if known is None:
-                if len(verdicts) >= DNS_CACHE_HOSTS:
-                    verdicts.clear()
-                known = verdicts[key] = callback_url_errors(key[0], allow_private=allow_private)
-            errors = known
+        errors = callback_url_errors(
+            env.callback_url, allow_private=self.settings.callbacks_allow_private
+        )
         if errors:
             raise InvalidJob(errors)
         return env
@@ -197,15 +177,13 @@ class InvoiceQueue:
         report = BatchReport()
         pending: list[tuple[int, NewJob]] = []
         job_ids = JobIds(CHUNK)
-        verdicts: dict[tuple[str, int], list[FieldError]] = {}
         # One chunk goes to Redis in the background while the next is validated; chunks
         # still reach Redis one after another, in input order.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfq-enqueue") as pool:
             inflight: Future[None] | None = None
             for index, envelope in enumerate(envelopes):
                 try:
-                    env = self._validate(envelope, verdicts)
-                    pending.append((index, self._new_job(env, job_ids())))
+                    pending.append((index, self._new_job(self.validate(envelope), job_ids())))
                 except InvalidJob as exc:
                     report.refused.append((index, exc.errors))
                 if len(pending) >= CHUNK:

@@ -149,7 +149,7 @@ def test_bulk_intake_resolves_each_host_once(
         calls.append(host)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("8.8.4.4", 443))]
 
-    safe_http._resolve_cached.cache_clear()
+    safe_http.clear_caches()
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
     url = "https://hooks.bulk-once.example/tfq"
     report = queue.submit_many(envelope(url, ref=f"DUR-B{i}") for i in range(60))

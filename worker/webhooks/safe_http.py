@@ -130,10 +130,22 @@ def callback_url_refusal(url: str, *, allow_private: bool) -> str:
     A name that does not resolve at all is taken: DNS may be down for a moment, or the
     name not published yet, and delivery retries for hours. A name that resolves to an
     internal address is refused, since delivery would refuse it (and dead-letter the
-    invoice's callback). Answers are cached for DNS_CACHE_SECONDS.
+    invoice's callback). Answers, and so verdicts, are cached for DNS_CACHE_SECONDS: a
+    bulk intake names the same few URLs again and again.
     """
+    return _refusal_cached(url, allow_private, int(time.monotonic() // DNS_CACHE_SECONDS))
+
+
+@lru_cache(maxsize=DNS_CACHE_HOSTS)
+def _refusal_cached(url: str, allow_private: bool, period: int) -> str:
     refusal, _ = _url_refusal(url, allow_private=allow_private, cached=True)
-    return refusal
+    return refusal  # `period` only ages the entry out, as the DNS answer it rests on
+
+
+def clear_caches() -> None:
+    """Forget cached DNS answers and verdicts (tests that change what a name resolves to)."""
+    _resolve_cached.cache_clear()
+    _refusal_cached.cache_clear()
 
 
 def callback_url_errors(url: object, *, allow_private: bool) -> list[FieldError]:
