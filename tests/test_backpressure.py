@@ -171,33 +171,58 @@ def test_a_full_dispatcher_sleeps_until_a_release_wakes_it(store: LaneStore) -> 
         thread.join(3)
 
 
-def test_a_send_task_keeps_its_slot_busy_with_the_lanes_that_come_due(
+def _examples_queued(
     store: LaneStore, sandbox: SandboxProcess, tenants_file: Path
-) -> None:
+) -> tuple[InvoiceQueue, list[str], Runtime]:
+    """The sample jobs queued, gap 0 and no account pacing (every lane is due at once), and
+    one send worker with one slot; returns the queue, the job ids and a runtime."""
     settings = Settings(
         redis_url=os.environ.get("TFQ_REDIS_URL", "redis://127.0.0.1:6379/0"),
         key_prefix=store.keys.prefix,
         api_url=sandbox.api_url,
         tenants_file=tenants_file,
         cuit_gap_seconds=0,
-        api_max_rps=1000,  # no account pacing to wait for: every lane is due at once
+        api_max_rps=1000,
     )
     queue = InvoiceQueue(settings.redis_url, key_prefix=store.keys.prefix, settings=settings)
     envelopes = list(load_examples(argentina_today()).values())
     report = queue.submit_many(envelopes)
     assert len(report.accepted) == len(envelopes)
-    cuits = {e["cuit"] for e in envelopes}
-    assert len(cuits) > 1
+    assert len({e["cuit"] for e in envelopes}) > 1
     store.register_worker("w1", 1, 60)  # one slot: every lane goes through it in turn
+    return queue, [job_id for _, job_id in report.accepted], Runtime(settings)
+
+
+def test_a_send_task_keeps_its_slot_busy_with_the_lanes_that_come_due(
+    store: LaneStore, sandbox: SandboxProcess, tenants_file: Path
+) -> None:
+    queue, job_ids, runtime = _examples_queued(store, sandbox, tenants_file)
     ((cuit, token),) = store.claim(1, 30.0, 0.0, "test", by_capacity=True).leases
-    runtime = Runtime(settings)
     done = runtime.sender().handle_then_more(
         cuit, token, "w1", max_lanes=1000, max_seconds=60, lookahead_seconds=0.02
     )
     # One task worked every lane the queue had, each claimed in turn as it came due, and
     # stopped when none was left (not at max_lanes), giving its slot back.
-    assert len(done) >= len(envelopes)
-    assert all(
-        queue.status(job_id)["status"] in ("issued", "rejected") for _, job_id in report.accepted
-    )
+    assert len(done) >= len(job_ids)
+    assert all(queue.status(job_id)["status"] in ("issued", "rejected") for job_id in job_ids)
     assert inflight(store) == {}
+
+
+def test_a_send_task_stops_at_its_bounds_with_lanes_still_due(
+    store: LaneStore, sandbox: SandboxProcess, tenants_file: Path
+) -> None:
+    queue, job_ids, runtime = _examples_queued(store, sandbox, tenants_file)
+    sender = runtime.sender()
+    ((cuit, token),) = store.claim(1, 30.0, 0.0, "test", by_capacity=True).leases
+    done = sender.handle_then_more(
+        cuit, token, "w1", max_lanes=2, max_seconds=60, lookahead_seconds=0.02
+    )
+    assert len(done) == 2  # its own lane and one more, though more are due
+    ((cuit, token),) = store.claim(1, 30.0, 0.0, "test", by_capacity=True).leases
+    done = sender.handle_then_more(
+        cuit, token, "w1", max_lanes=1000, max_seconds=0, lookahead_seconds=0.02
+    )
+    assert len(done) == 1  # out of time: its own lane only
+    # Nothing claimed beyond the bounds: the slot is free, and jobs still wait.
+    assert inflight(store) == {}
+    assert any(queue.status(job_id)["status"] == "queued" for job_id in job_ids)
