@@ -4,6 +4,7 @@ time, currency, type-specific blocks, notes and their associations, totals)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
@@ -34,50 +35,96 @@ def argentina_today() -> date:
     return datetime.now(ARGENTINA_TZ).date()
 
 
-def expected_totals(comprobante: Comprobante) -> list[Decimal]:
-    """What the items, discounts, tributos and internal taxes add up to, under each
-    reading of the docs (one total when they agree).
+_21 = Decimal(21)
+# Item alícuotas that carry no VAT: exento and no gravado (tables.ALICUOTAS).
+EXENTO, NO_GRAVADO = Decimal(-1), Decimal(-2)
+
+
+@dataclass(frozen=True)
+class Subtotals:
+    """An invoice's amounts as AFIP books them, under one reading of `bonificacion`.
+
+    `net` and `vat` are per VAT rate (0, 10.5, 21, 27) for letters that add VAT; `exento`
+    and `no_gravado` are the items at alícuota -1 and -2 (the legacy `exentos` field is
+    left out: the totals the API checks never counted it);
+    `final` is what letters without VAT (C, and documents that are not AFIP's) carry.
+    Each figure is rounded half even on its own, as AFIP's fields are.
+    """
+
+    net: dict[Decimal, Decimal]
+    vat: dict[Decimal, Decimal]
+    exento: Decimal
+    no_gravado: Decimal
+    final: Decimal
+    tributos: Decimal  # tributos[].total and impuestos_internos
+    total: Decimal
+
+
+def subtotals(comprobante: Comprobante) -> list[Subtotals]:
+    """The invoice's subtotals under each reading of the docs (one when they agree).
 
     Net per VAT rate is summed and rounded, VAT per rate = round(net × rate) (AFIP's
     AlicIva lines), all round half even (`redondeos.md`). Letters A, B and M add VAT; C
     and the others carry final prices. `bonificacion` is a discount without VAT taken
     off "el primer subtotal SIN IVA" and taxed at that subtotal's rate: the reference
     page says the first subtotal, a newer version adds "(generalmente el del 21%)". The
-    first subtotal is that of the first item's rate; both readings are accepted.
+    first subtotal is that of the first item's rate; both readings are given.
     """
     with localcontext() as ctx:  # amounts are bounded, but products of them need room
         ctx.prec = 60
-        return _expected_totals(comprobante)
+        return _subtotals(comprobante)
 
 
-_21 = Decimal(21)
+def expected_totals(comprobante: Comprobante) -> list[Decimal]:
+    """What the items, discounts, tributos and internal taxes add up to, under each
+    reading of the docs (`subtotals`)."""
+    totals: list[Decimal] = []
+    for reading in subtotals(comprobante):
+        if reading.total not in totals:
+            totals.append(reading.total)
+    return totals
 
 
-def _expected_totals(comprobante: Comprobante) -> list[Decimal]:
+def booked_subtotals(comprobante: Comprobante) -> Subtotals:
+    """The reading whose total is the invoice's own (the first when none is)."""
+    readings = subtotals(comprobante)
+    return next((r for r in readings if r.total == comprobante.total), readings[0])
+
+
+def _subtotals(comprobante: Comprobante) -> list[Subtotals]:
     with_vat = comprobante.info.letter in LETTERS_WITH_VAT
-    net_by_rate: dict[Decimal, Decimal] = {}  # in the order the rates first appear
+    # Raw nets by alícuota, in the order they first appear; without VAT, one "final" group.
+    raw: dict[Decimal, Decimal] = {}
     for item in comprobante.detalle:
         p = item.producto
         net = item.cantidad * p.precio_unitario_sin_iva * (1 - item.bonificacion_porcentaje / 100)
-        rate = p.alicuota if with_vat and p.alicuota > 0 else Decimal(0)
-        net_by_rate[rate] = net_by_rate.get(rate, Decimal(0)) + net
+        key = p.alicuota if with_vat else _FINAL
+        raw[key] = raw.get(key, Decimal(0)) + net
     others = sum((t.total for t in comprobante.tributos), Decimal(0))
     if comprobante.impuestos_internos:
         others += comprobante.impuestos_internos
-    readings = [next(iter(net_by_rate))]
-    if _21 in net_by_rate and readings[0] != _21:  # (the same reading once is enough)
+    readings = [next(iter(raw))]
+    if _21 in raw and readings[0] != _21:  # (the same reading once is enough)
         readings.append(_21)
-    totals: list[Decimal] = []
+    found: list[Subtotals] = []
     for discounted in readings:
-        total = others
-        for rate, raw_net in net_by_rate.items():
-            discount = comprobante.bonificacion if rate == discounted else Decimal(0)
-            net = round_half_even(raw_net - discount)
-            total += net + round_half_even(net * rate / 100)
-        total = round_half_even(total)
-        if total not in totals:
-            totals.append(total)
-    return totals
+        nets = {
+            key: round_half_even(value - (comprobante.bonificacion if key == discounted else 0))
+            for key, value in raw.items()
+        }
+        net = {k: v for k, v in nets.items() if k >= 0}
+        vat = {k: round_half_even(v * k / 100) for k, v in net.items()}
+        exento, no_gravado = nets.get(EXENTO, Decimal(0)), nets.get(NO_GRAVADO, Decimal(0))
+        final = nets.get(_FINAL, Decimal(0))
+        total = sum(net.values()) + sum(vat.values()) + exento + no_gravado + final + others
+        found.append(
+            Subtotals(net, vat, exento, no_gravado, final, round_half_even(others),
+                      round_half_even(total))
+        )  # fmt: skip
+    return found
+
+
+_FINAL = Decimal(-100)  # the group key of items of letters without VAT
 
 
 def afip_date_window(today: date, *, tipo: str, services: bool) -> tuple[date, date, str]:

@@ -58,6 +58,37 @@ def _build_tipos() -> dict[str, TipoInfo]:
 
 TIPOS: dict[str, TipoInfo] = _build_tipos()
 
+# AFIP CbteTipo codes (afip_rules.md §1.1): the tipos the API knows; the QR payload's tipoCmp.
+AFIP_TIPO_CODES: dict[str, int] = {
+    "FACTURA A": 1,
+    "NOTA DE DEBITO A": 2,
+    "NOTA DE CREDITO A": 3,
+    "FACTURA B": 6,
+    "NOTA DE DEBITO B": 7,
+    "NOTA DE CREDITO B": 8,
+    "FACTURA C": 11,
+    "NOTA DE DEBITO C": 12,
+    "NOTA DE CREDITO C": 13,
+    "RECIBO C": 15,
+    "FACTURA M": 51,
+    "NOTA DE DEBITO M": 52,
+    "NOTA DE CREDITO M": 53,
+    "FACTURA E": 19,
+    "NOTA DE DEBITO E": 20,
+    "NOTA DE CREDITO E": 21,
+    "LIQUIDACIONES A": 63,
+    "LIQUIDACIONES B": 64,
+    "FACTURA DE CREDITO ELECTRONICA MiPyME (FCE) A": 201,
+    "NOTA DE DEBITO ELECTRONICA MiPyME (FCE) A": 202,
+    "NOTA DE CREDITO ELECTRONICA MiPyME (FCE) A": 203,
+    "FACTURA DE CREDITO ELECTRONICA MiPyME (FCE) B": 206,
+    "NOTA DE DEBITO ELECTRONICA MiPyME (FCE) B": 207,
+    "NOTA DE CREDITO ELECTRONICA MiPyME (FCE) B": 208,
+    "FACTURA DE CREDITO ELECTRONICA MiPyME (FCE) C": 211,
+    "NOTA DE DEBITO ELECTRONICA MiPyME (FCE) C": 212,
+    "NOTA DE CREDITO ELECTRONICA MiPyME (FCE) C": 213,
+}
+
 DOCUMENTO_TIPOS = frozenset({"CUIT", "CUIL", "CDI", "DNI", "PASAPORTE", "OTRO"})
 
 CONDICIONES_IVA = {
