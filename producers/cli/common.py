@@ -36,13 +36,27 @@ def check_format(fmt: str) -> None:
 
 
 def parse_day(value: str | None) -> date | None:
-    """A dd/mm/aaaa option as a date."""
+    """A date option, as YYYY-MM-DD or as the API writes dates (dd/mm/aaaa)."""
     if value is None:
         return None
-    try:
-        return datetime.strptime(value, "%d/%m/%Y").date()
-    except ValueError:
-        raise typer.BadParameter("expected dd/mm/aaaa") from None
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(value, fmt).date()
+        except ValueError:
+            pass
+    raise typer.BadParameter(f"{value!r}: expected YYYY-MM-DD or dd/mm/aaaa")
+
+
+def parse_period(start: str, end: str) -> tuple[date, date]:
+    """The --from and --to options as dates, the first not after the last."""
+    first, last = parse_day(start) or date.min, parse_day(end) or date.max
+    if first > last:
+        raise typer.BadParameter(f"{start} is after --to {end}", param_hint="--from")
+    return first, last
+
+
+FromOption = Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD or dd/mm/aaaa).")]
+ToOption = Annotated[str, typer.Option("--to", help="Last day, included.")]
 
 
 def check_cuit(value: str | None) -> str | None:

@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from producers.cli.common import JsonOption, fail, open_queue, print_report, store_errors
+from producers.cli.common import (
+    FromOption,
+    JsonOption,
+    ToOption,
+    check_cuit,
+    fail,
+    open_queue,
+    parse_period,
+    print_report,
+    store_errors,
+)
 
 app = typer.Typer(help="Issued invoices as tfq kept them.", no_args_is_help=True)
 
@@ -41,3 +51,54 @@ def pdf(
 
 
 app.command("pdf")(pdf)
+
+
+def export(
+    start: FromOption,
+    end: ToOption,
+    cuit: Annotated[
+        str | None, typer.Option(help="Only this issuing CUIT.", callback=check_cuit)
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here (default: standard output).")
+    ] = None,
+    include_test: Annotated[
+        bool, typer.Option(help="Also invoices of test PDVs (no CAE: not fiscal documents).")
+    ] = False,
+) -> None:
+    """The period's issued invoices and notes from the archive, for the accountant: one
+    row each (credit notes negative), then a TOTAL row per currency (and in pesos when
+    there are several). Exit 1 when the archive cannot be read."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from worker.accounting.export import write_csv, write_jsonl
+    from worker.accounting.sales import Period, Sales
+    from worker.archive import db
+    from worker.settings import get_settings
+
+    if fmt not in ("csv", "jsonl"):
+        raise typer.BadParameter("must be csv or jsonl", param_hint="--format")
+    first, last = parse_period(start, end)
+    url = get_settings().archive_database_url
+    period = Period(
+        first, last, None if cuit is None else frozenset({cuit}), include_test=include_test
+    )
+    write = write_csv if fmt == "csv" else write_jsonl
+    try:
+        sales = Sales(db.engine_for(url)).all(period)
+        if output is None:
+            write(sales, sys.stdout)
+            return
+        tmp = output.with_name(f".{output.name}.part")
+        with tmp.open("w", encoding="utf-8", newline="") as out:
+            totals = write(sales, out)
+        tmp.replace(output)
+    except SQLAlchemyError as exc:
+        fail(f"archive at {db.safe_url(url)} (TFQ_ARCHIVE_URL): {type(exc).__name__}", False)
+    typer.echo(f"{output}: {totals.count} invoices and notes, {first} to {last}")
+    for row in totals.rows():
+        typer.echo(f"  total {row['moneda']}: {row['total']} (IVA 21 %: {row['iva_21']})")
+
+
+app.command("export")(export)

@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Header, Request
+from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 
 from producers.http.auth import CallerDep, cuit_of
 from producers.http.context import Intake
@@ -20,8 +22,11 @@ from producers.http.schemas import (
     BatchIn,
     BatchReply,
     BatchStatus,
+    InvoicesPage,
     problem_responses,
 )
+from worker.accounting.export import sale_json, totals_of
+from worker.accounting.sales import PAGE_MAX, Period, Sales
 from worker.archive.pdfs import PdfKind
 from worker.errors import FieldError, InvalidJob
 from worker.store import admin
@@ -176,6 +181,55 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
                 "results": results,
             }
         )
+
+    @app.get(
+        "/v1/invoices",
+        response_model=None,
+        tags=["invoices"],
+        summary="The period's issued invoices and notes, for the accountant",
+        description=(
+            "What `tfq invoices export` writes, a page at a time, in the books' order (date, "
+            "CUIT, punto de venta, tipo, number). Credit notes are negative. Follow "
+            "`next_cursor` until it is null; the last page also carries the period's totals "
+            "per currency."
+        ),
+        responses={200: {"model": InvoicesPage}, **problem_responses(401, 403, 422, 503)},
+    )
+    def list_invoices(
+        who: CallerDep,
+        start: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD")],
+        end: Annotated[date, Query(alias="to", description="last day, included")],
+        cuit: Annotated[str | None, Query(description="only this issuing CUIT")] = None,
+        cursor: Annotated[str | None, Query(description="next_cursor of the page before")] = None,
+        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+    ) -> Response:
+        if start > end:
+            raise Problem(
+                422, "from is after to", slug="invalid-period",
+                errors=[FieldError("from", "must not be after to")],
+            )  # fmt: skip
+        if cuit is not None and cuit not in who.cuits:
+            raise forbidden()
+        period = Period(start, end, frozenset({cuit}) if cuit else frozenset(who.cuits))
+        sales = Sales(queue.archive.engine)
+        try:
+            page = sales.page(period, cursor=cursor, limit=limit)
+            totals = None if page.next_cursor else totals_of(sales.all(period)).as_json()
+        except ValueError as exc:  # a cursor this intake did not write
+            raise Problem(
+                422, str(exc), slug="invalid-cursor", errors=[FieldError("cursor", str(exc))]
+            ) from None
+        except SQLAlchemyError as exc:
+            raise Problem(
+                503, f"the archive cannot be read now: {type(exc).__name__}",
+                slug="archive-unavailable", headers={"Retry-After": RETRY_AFTER_SECONDS},
+            ) from None  # fmt: skip
+        body = {
+            "invoices": [sale_json(s) for s in page.sales],
+            "next_cursor": page.next_cursor,
+            "totals": totals,
+        }
+        return JSONResponse(body)
 
     @app.get(
         "/v1/invoices/{job_id}",

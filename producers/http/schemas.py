@@ -58,6 +58,15 @@ class BatchReply(BaseModel):
     results: list[BatchItem]
 
 
+class InvoicesPage(BaseModel):
+    """A page of the period's sales: rows as `tfq invoices export` writes them (amounts
+    as exact decimal strings, credit notes negative); `totals` on the last page only."""
+
+    invoices: list[dict[str, Any]]
+    next_cursor: str | None
+    totals: dict[str, Any] | None
+
+
 class BatchStatus(BaseModel):
     """A batch: counts by status, progress and an ETA."""
 
