@@ -1,8 +1,11 @@
-"""`tfq invoices`: what tfq kept of issued invoices (their PDFs)."""
+"""`tfq invoices`: what tfq kept of issued invoices (their PDFs, the Libro IVA Digital)."""
 
 from __future__ import annotations
 
+import calendar
+import re
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -102,3 +105,59 @@ def export(
 
 
 app.command("export")(export)
+
+
+def _period(value: str) -> tuple[date, date] | None:
+    """The first and last day of a YYYY-MM month; None when `value` is not one."""
+    if not re.fullmatch(r"\d{4}-\d{2}", value):
+        return None
+    year, month = int(value[:4]), int(value[5:])
+    if not 1 <= month <= 12 or year < 1:
+        return None
+    return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+
+
+def libro_iva(
+    period: Annotated[str, typer.Option("--period", help="The month, YYYY-MM.")],
+    cuit: Annotated[
+        str, typer.Option("--cuit", help="The issuing CUIT (11 digits).", callback=check_cuit)
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The directory to write to.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Write the month's Libro IVA Digital ventas files (comprobantes and alícuotas, AFIP's
+    RG 3685 fixed-width layout) from the archive's issued invoices of one CUIT."""
+    days = _period(period)
+    if days is None:
+        fail(f"--period must be a month as YYYY-MM, not {period!r}", as_json, code=2)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from worker.accounting.libro_iva import LibroIvaError, write_libro_iva
+    from worker.accounting.sales import Period, Sales, UnreadableSale
+    from worker.archive import db
+    from worker.settings import get_settings
+
+    url = get_settings().archive_database_url
+    sales = Sales(db.engine_for(url)).all(Period(days[0], days[1], cuits=frozenset({cuit})))
+    try:
+        result = write_libro_iva(sales, output, cuit, days[0])
+    except (LibroIvaError, UnreadableSale) as exc:
+        fail(str(exc), as_json)
+    except OSError as exc:
+        fail(f"{output}: {type(exc).__name__}: {exc.strerror or exc}", as_json)
+    except SQLAlchemyError as exc:
+        fail(f"archive at {db.safe_url(url)} (TFQ_ARCHIVE_URL): {type(exc).__name__}", as_json)
+    doc = {"period": period, "cuit": cuit, **result.as_dict()}
+    lines = [
+        f"{result.comprobantes_path}: {result.comprobantes} comprobantes",
+        f"{result.alicuotas_path}: {result.alicuotas} alícuotas records",
+    ]
+    for moneda, by in result.totals.items():
+        lines.append(
+            f"total {moneda}: {by['facturas_y_debitos']} facturas y débitos, "
+            f"{by['notas_de_credito']} notas de crédito"
+        )
+    print_report(doc, as_json, None, lines)
+
+
+app.command("libro-iva")(libro_iva)
