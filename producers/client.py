@@ -13,6 +13,7 @@ case a corrected job is created and linked to it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 import redis
 
+from worker.accounting.credit_notes import CannotVoid, plan_void
 from worker.archive import db
 from worker.archive.documents import Documents, PdfLookup
 from worker.archive.pdfs import PdfKind, PdfStore
@@ -32,6 +34,7 @@ from worker.archive.repository import Archive
 from worker.archive.results import ArchivedResults
 from worker.errors import FieldError, InvalidJob, unencodable_path
 from worker.invoice.envelope import JobEnvelope, validate_envelope
+from worker.invoice.rules import argentina_today
 from worker.invoice.tables import TIPOS
 from worker.settings import Settings, get_settings
 from worker.store.durability import durability_warnings
@@ -207,6 +210,28 @@ class InvoiceQueue:
                 (index, enqueued.job_id)
             )
         pending.clear()
+
+    def void(self, job_id: str, *, reason: str | None = None, amount: Any = None) -> Submitted:
+        """Queue the credit note that cancels issued job `job_id` (in full, or `amount`
+        of it: total, VAT included, in the invoice's currency) as a job of its own, with
+        the invoice's callback URL; `CannotVoid` says why there can be none, `InvalidJob`
+        names the note's fields refused. Asking again returns the same note (duplicate)
+        (`worker.accounting.credit_notes`)."""
+        # One void of an invoice at a time: two could both find it uncredited.
+        lock = self.redis.lock(self.keys.void_lock(job_id), timeout=30, blocking_timeout=10)
+        if not lock.acquire():
+            raise CannotVoid(409, "void-in-progress", f"another void of job {job_id} is running")
+        try:
+            plan = plan_void(
+                self.store, self.archived, job_id,
+                today=argentina_today(), reason=reason, amount=amount,
+            )  # fmt: skip
+            if plan.existing is not None:
+                return Submitted(plan.existing, duplicate=True)
+            return self.submit(plan.envelope)
+        finally:
+            with contextlib.suppress(redis.exceptions.LockError):
+                lock.release()
 
     # --- reading --------------------------------------------------------------------------
 

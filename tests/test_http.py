@@ -491,6 +491,7 @@ def test_openapi_lists_every_route_with_the_envelope_schema(intake: Intake) -> N
         "/v1/batches",
         "/v1/invoices/{job_id}",
         "/v1/invoices/{job_id}/pdf",
+        "/v1/invoices/{job_id}/credit-note",
         "/v1/batches/{name}",
         "/healthz",
         "/metrics",

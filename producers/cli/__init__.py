@@ -10,7 +10,18 @@ import sys
 
 import typer
 
-from producers.cli import archive, callbacks, dev, doctor, failed, invoices, jobs, lanes, run
+from producers.cli import (
+    archive,
+    callbacks,
+    dev,
+    doctor,
+    failed,
+    invoices,
+    jobs,
+    lanes,
+    run,
+    void,
+)
 
 app = typer.Typer(
     name="tfq",
@@ -33,6 +44,7 @@ app.command("serve")(run.serve)
 app.command("enqueue")(jobs.enqueue)
 app.command("status")(jobs.status)
 app.command("batch")(jobs.batch)
+app.command("void")(void.void)
 app.add_typer(lanes.app, name="lanes")
 app.command("failed")(failed.failed)
 app.command("doctor")(doctor.doctor)

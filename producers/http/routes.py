@@ -22,9 +22,11 @@ from producers.http.schemas import (
     BatchIn,
     BatchReply,
     BatchStatus,
+    CreditNoteIn,
     InvoicesPage,
     problem_responses,
 )
+from worker.accounting.credit_notes import CannotVoid, find_original
 from worker.accounting.export import sale_json, totals_of
 from worker.accounting.sales import PAGE_MAX, Period, Sales
 from worker.archive.pdfs import PdfKind
@@ -101,6 +103,61 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
         job = queue.status(submitted.job_id)
         if job is None:  # an issued job's record past its retention: the key stays taken
             job = {"job_id": submitted.job_id, "cuit": cuit, "status": None}
+        job["duplicate"] = submitted.duplicate
+        return JSONResponse(
+            job,
+            status_code=200 if submitted.duplicate else 201,
+            headers={"Location": f"/v1/invoices/{submitted.job_id}"},
+        )
+
+    @app.post(
+        "/v1/invoices/{job_id}/credit-note",
+        status_code=201,
+        response_model=None,
+        tags=["invoices"],
+        summary="Queue the credit note that cancels an issued invoice",
+        description=(
+            "The NOTA DE CREDITO of the invoice's letter, associated with it, for its whole "
+            "total or `amount` of it, queued as a job of its own (with the invoice's "
+            "callback URL). Its external_reference is derived from the invoice's job id: "
+            "asking again answers the same job (200, duplicate). 409: not issued, already "
+            "credited in full, or an amount above what is left; 422: a credit note, a type "
+            "tfq cannot credit, a bad amount, or a note the validation refused."
+        ),
+        responses={
+            201: {"model": JobResult, "description": "queued: a new credit note"},
+            200: {"model": JobResult, "description": "this credit note was already queued"},
+            **problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
+        },
+    )
+    def post_credit_note(job_id: str, who: CallerDep, body: CreditNoteIn | None = None) -> Response:
+        original = (
+            find_original(queue.store, queue.archived, job_id) if JOB_ID_RE.match(job_id) else None
+        )
+        if original is None:
+            raise Problem(404, f"no job {job_id}", slug="no-such-job")
+        if original.cuit not in who.cuits:  # whose it is stays unsaid
+            raise Problem(403, "this job's CUIT is not one of this client's", slug="forbidden-cuit")
+        body = body or CreditNoteIn()
+        try:
+            submitted = queue.void(job_id, reason=body.reason, amount=body.amount)
+        except CannotVoid as exc:
+            raise Problem(exc.status, exc.message, slug=exc.slug, errors=exc.errors) from None
+        except NotOnDisk as exc:
+            raise not_on_disk(exc) from None
+        except InvalidJob as exc:
+            intake.envelopes.labels("refused").inc()
+            raise Problem(
+                422,
+                f"the credit note was refused: {len(exc.errors)} problem(s), each named by "
+                "its path",
+                slug="invalid-job",
+                errors=exc.errors,
+            ) from None
+        intake.envelopes.labels("duplicate" if submitted.duplicate else "accepted").inc()
+        job = queue.status(submitted.job_id)
+        if job is None:  # an issued note's record past its retention: the key stays taken
+            job = {"job_id": submitted.job_id, "cuit": original.cuit, "status": None}
         job["duplicate"] = submitted.duplicate
         return JSONResponse(
             job,

@@ -40,6 +40,21 @@ class BatchIn(BaseModel):
     jobs: list[Any] = Field(min_length=1, description="job envelopes (see JobEnvelope)")
 
 
+class CreditNoteIn(BaseModel):
+    """What to credit of an issued invoice (POST /v1/invoices/{id}/credit-note)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(
+        None, max_length=255, description="why: printed on the note and kept in its metadata"
+    )
+    amount: str | float | None = Field(
+        None,
+        description="credit only this much (total, VAT included, in the invoice's currency, "
+        "at most 2 decimals, at most what is left to credit); absent: the whole invoice",
+    )
+
+
 class BatchItem(BaseModel):
     index: int
     status: str = Field(description="accepted, duplicate or refused")

@@ -149,6 +149,21 @@ class Archive:
         with Session(self.engine) as session:
             return session.scalars(query).first()
 
+    def with_reference_prefix(self, cuit: str, prefix: str) -> list[ArchivedJob]:
+        """The CUIT's rows whose external_reference starts with `prefix` (taken literally:
+        LIKE's wildcards in it are escaped), oldest first."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = (
+            select(ArchivedJob)
+            .where(
+                ArchivedJob.cuit == cuit,
+                ArchivedJob.external_reference.like(pattern, escape="\\"),
+            )
+            .order_by(ArchivedJob.created_at)
+        )
+        with Session(self.engine) as session:
+            return list(session.scalars(query))
+
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(ArchivedJob)).scalar_one())

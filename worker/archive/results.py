@@ -7,6 +7,9 @@ once Redis has no record.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from sqlalchemy.exc import SQLAlchemyError
 
 from worker.archive import db
@@ -14,6 +17,8 @@ from worker.archive.repository import Archive, archived_result
 from worker.archive.schema import ArchivedJob
 from worker.errors import ConfigError, TfqError
 from worker.store.jobs import JobResult
+
+T = TypeVar("T")
 
 
 class ArchiveUnavailable(TfqError):
@@ -34,12 +39,20 @@ class ArchivedResults:
 
     def row(self, job_id: str) -> ArchivedJob | None:
         """The job's archive row, or None; `ArchiveUnavailable` when it cannot say."""
+        return self._read(lambda: self.archive.get(job_id))
+
+    def rows_by_reference_prefix(self, cuit: str, prefix: str) -> list[ArchivedJob]:
+        """The CUIT's rows whose external_reference starts with `prefix`;
+        `ArchiveUnavailable` when it cannot say."""
+        return self._read(lambda: self.archive.with_reference_prefix(cuit, prefix))
+
+    def _read(self, read: Callable[[], T]) -> T:
         where = db.safe_url(str(self.archive.engine.url))
         try:
             if not self._schema_ready:
                 db.ensure_schema(self.archive.engine)  # a SQLite file may not exist yet
                 self._schema_ready = True
-            return self.archive.get(job_id)
+            return read()
         except ConfigError as exc:
             raise ArchiveUnavailable(str(exc)) from None
         except SQLAlchemyError as exc:

@@ -68,6 +68,9 @@ TEMPLATES: dict[str, str] = {
     "archive": "archive",
     # Issued jobs whose PDFs are not yet in the PDF store, scored by the next try.
     "pdfs": "pdfs",
+    # Held while a credit note for the job is planned and queued (`InvoiceQueue.void`), so
+    # two voids of one invoice never both find it uncredited.
+    "void_lock": "void:{}",
     "callbacks_due": "callbacks:due",
     "callbacks_dead": "callbacks:dead",
 }
@@ -99,6 +102,9 @@ class Keys:
 
     def batch(self, name: str) -> str:
         return self._k("batch", name)
+
+    def void_lock(self, job_id: str) -> str:
+        return self._k("void_lock", job_id)
 
     def batch_cuits(self, name: str) -> str:
         return self._k("batch_cuits", name)
