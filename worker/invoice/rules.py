@@ -97,9 +97,9 @@ def _subtotals(comprobante: Comprobante) -> list[Subtotals]:
     raw: dict[Decimal, Decimal] = {}
     for item in comprobante.detalle:
         p = item.producto
-        net = item.cantidad * p.precio_unitario_sin_iva * (1 - item.bonificacion_porcentaje / 100)
+        line = item.cantidad * p.precio_unitario_sin_iva * (1 - item.bonificacion_porcentaje / 100)
         key = p.alicuota if with_vat else _FINAL
-        raw[key] = raw.get(key, Decimal(0)) + net
+        raw[key] = raw.get(key, Decimal(0)) + line
     others = sum((t.total for t in comprobante.tributos), Decimal(0))
     if comprobante.impuestos_internos:
         others += comprobante.impuestos_internos
