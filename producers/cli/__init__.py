@@ -10,7 +10,18 @@ import sys
 
 import typer
 
-from producers.cli import archive, callbacks, dev, doctor, failed, invoices, jobs, lanes, run
+from producers.cli import (
+    archive,
+    audit,
+    callbacks,
+    dev,
+    doctor,
+    failed,
+    invoices,
+    jobs,
+    lanes,
+    run,
+)
 
 app = typer.Typer(
     name="tfq",
@@ -36,6 +47,7 @@ app.command("batch")(jobs.batch)
 app.add_typer(lanes.app, name="lanes")
 app.command("failed")(failed.failed)
 app.command("doctor")(doctor.doctor)
+app.command("audit")(audit.audit)
 app.add_typer(callbacks.app, name="callbacks")
 app.add_typer(archive.app, name="archive")
 app.add_typer(invoices.app, name="invoices")
