@@ -323,9 +323,10 @@ def _mismatches(ours: Record, theirs: Record) -> Iterable[tuple[str, str, str]]:
 
 ACTIONS = {
     FindingKind.MISSING_IN_TFQ: (
-        "find out who issued it: `tfq status` by its external_reference (a job that lost "
-        "its reply is unknown or failed there); otherwise it was issued outside tfq: book "
-        "it, or undo it with a credit note"
+        "find its job by the external_reference (the idem hash in Redis or the archive, "
+        "then `tfq status JOB`; runbook audit-findings.md): a job unknown or rejected "
+        "there lost its reply, never enqueue it again; no job: it was issued outside "
+        "tfq: book it, or undo it with a credit note"
     ),
     FindingKind.MISSING_IN_TUSFACTURAS: (
         "check it with facturacion/consulta (free) and in AFIP's own records; if AFIP "
