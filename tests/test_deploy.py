@@ -724,6 +724,14 @@ ALERT_CASES: list[dict[str, Any]] = [
             "20m": [{"severity": "warning", "job": "tfq-worker", "instance": "10.0.0.6:9808"}],
         },
     },
+    {  # an audit finds two mismatches at 5m; a clean run at 20m clears them (no `for`)
+        "series": {
+            f'tfq_audit_findings{{{INTAKE}, kind="mismatch"}}': "0x4 2x15 0x10",
+            f'tfq_audit_findings{{{INTAKE}, kind="missing_in_tfq"}}': "0x30",
+        },
+        "alert": "TfqAuditFindings",
+        "expect": {"3m": [], "10m": [{"severity": "warning"}], "25m": []},
+    },
     {
         "series": {f"up{{{INTAKE}}}": "1x5 0x20"},
         "alert": "TfqIntakeDown",

@@ -7,7 +7,8 @@ Two kinds:
   served by the intake);
 - the queue's state, read from Redis at scrape time (`QueueCollector`): jobs by status,
   queued jobs and the oldest one's age, unknown jobs, paused lanes, callbacks pending and
-  dead-lettered, the archive's and the PDF keeper's backlogs and the PDFs given up.
+  dead-lettered, the archive's and the PDF keeper's backlogs and the PDFs given up, and
+  what the last `tfq audit` of each CUIT found.
   Served once, by the intake (`tfq serve`), so sums are not multiplied by the number of
   workers. No per-CUIT labels: thousands of CUITs would explode the series.
 """
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from worker.store.audits import audit_totals
 from worker.store.jobs import RECORDED, JobStatus
 from worker.store.keys import Stat
 from worker.store.lanes import LaneStore, QueueGauges
@@ -110,6 +112,7 @@ class QueueCollector(Collector):
             "tfq_callbacks_dead", "Callback deliveries dead-lettered", value=g.callbacks_dead
         )
         yield from _archive_metrics(g)
+        yield from _audit_metrics(g)
         for name, key, doc in (
             ("tfq_invoicing_calls", Stat.INVOICING_CALLS, "Invoicing calls sent (nuevo or lotes)"),
             ("tfq_leases_reaped", Stat.LEASES_REAPED, "Leases taken back from dead workers"),
@@ -131,6 +134,25 @@ class QueueCollector(Collector):
             ),
         ):
             yield CounterMetricFamily(name, doc, value=stats.get(key, 0))
+
+
+def _audit_metrics(g: QueueGauges) -> Iterator[Metric]:
+    """What `tfq audit` found the last time it ran for each CUIT, added up (every kind,
+    0 included, so an alert can tell "clean" from "never ran")."""
+    totals = audit_totals(g.audits)
+    findings = GaugeMetricFamily(
+        "tfq_audit_findings",
+        "Findings of each CUIT's last tfq audit against TusFacturas, added up, by kind",
+        labels=["kind"],
+    )
+    for kind, count in totals.findings.items():
+        findings.add_metric([str(kind)], count)
+    yield findings
+    yield GaugeMetricFamily(
+        "tfq_audit_last_run_timestamp_seconds",
+        "When the latest tfq audit finished (epoch seconds; 0: none has run)",
+        value=totals.last_run or 0.0,
+    )
 
 
 def _archive_metrics(g: QueueGauges) -> Iterator[Metric]:

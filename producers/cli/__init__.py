@@ -12,6 +12,7 @@ import typer
 
 from producers.cli import (
     archive,
+    audit,
     callbacks,
     dev,
     doctor,
@@ -48,6 +49,7 @@ app.command("void")(void.void)
 app.add_typer(lanes.app, name="lanes")
 app.command("failed")(failed.failed)
 app.command("doctor")(doctor.doctor)
+app.command("audit")(audit.audit)
 app.add_typer(callbacks.app, name="callbacks")
 app.add_typer(archive.app, name="archive")
 app.add_typer(invoices.app, name="invoices")

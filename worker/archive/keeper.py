@@ -11,7 +11,6 @@ bounded number of times.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,7 +30,7 @@ from worker.settings import Settings
 from worker.store.jobs import JobStatus
 from worker.store.keys import JobField
 from worker.store.lanes import LaneStore
-from worker.store.schedules import Schedule, account_turn, claim, pdf_kept, pdf_retry
+from worker.store.schedules import Schedule, claim, pdf_kept, pdf_retry, wait_account_turn
 from worker.tenants import Pacing
 from worker.tenants_live import TenantLookup
 from worker.tusfacturas.client import REGENERAR_PDF, TusFacturasClient
@@ -139,17 +138,10 @@ class PdfKeeper:
         """Wait for the pacing slot of the PDV's account (bounded): `regenerar_pdf` counts
         against the same per-second limit as the account's other calls."""
         interval = pacing.interval_seconds(self.settings.api_max_rps)
-        deadline = time.monotonic() + MAX_PACING_WAIT_SECONDS
-        while True:
-            turn = account_turn(
-                self.store, pacing.account, interval, MAX_PACING_WAIT_SECONDS, REGENERAR_PDF
-            )
-            if turn.go:
-                return
-            wait = turn.value or 0.0
-            if time.monotonic() + wait > deadline:
-                raise PdfUnavailable("the account's pacing left no turn for regenerar_pdf")
-            time.sleep(wait)
+        if not wait_account_turn(
+            self.store, pacing.account, interval, REGENERAR_PDF, MAX_PACING_WAIT_SECONDS
+        ):
+            raise PdfUnavailable("the account's pacing left no turn for regenerar_pdf")
 
     def _store(self, rec: dict[str, Any], files: dict[PdfKind, bytes]) -> dict[str, Any]:
         fields: dict[str, Any] = {}

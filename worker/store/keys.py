@@ -73,6 +73,9 @@ TEMPLATES: dict[str, str] = {
     "void_lock": "void:{}",
     "callbacks_due": "callbacks:due",
     "callbacks_dead": "callbacks:dead",
+    # `tfq audit`: each CUIT's last audit (its summary, JSON), by CUIT; the metrics add
+    # them up (worker/accounting/audit.py).
+    "audits": "audits",
 }
 
 
@@ -194,6 +197,10 @@ class Keys:
     @property
     def callbacks_dead(self) -> str:
         return self._k("callbacks_dead")
+
+    @property
+    def audits(self) -> str:
+        return self._k("audits")
 
     def pattern(self) -> str:
         """Matches every key tfq writes (for scans in tests and tools)."""

@@ -10,7 +10,7 @@ records of `JobStore`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from worker.store.jobs import JobStore, job_record
@@ -80,6 +80,7 @@ class QueueGauges:
     pdf_backlog: int  # issued jobs whose PDFs are not yet kept (the `pdfs` schedule)
     send_slots: int = 0  # sending slots of the live send workers (backpressure)
     lanes_in_flight: int = 0  # claimed lanes holding a slot (queued or being worked)
+    audits: dict[str, str] = field(default_factory=dict)  # CUIT -> its last audit (JSON)
 
 
 # How many of the archive's next entries the gauges look at for the oldest one: claims
@@ -356,9 +357,10 @@ class LaneStore(JobStore):
         pipe.zrange(k.workers, 0, -1, withscores=True)
         pipe.hgetall(k.worker_slots)
         pipe.hvals(k.inflight)
+        pipe.hgetall(k.audits)
         (
             stats, oldest, paused, ready, leased, cb_due, down_until, cb_dead, now,
-            archive_backlog, archive_next, pdf_backlog, workers, slots, inflight,
+            archive_backlog, archive_next, pdf_backlog, workers, slots, inflight, audits,
         ) = pipe.execute()  # fmt: skip
         clock = float(now[0]) + float(now[1]) / 1e6
         live = {text(w) for w, lapses in workers if lapses > clock}
@@ -377,6 +379,7 @@ class LaneStore(JobStore):
             pdf_backlog=int(pdf_backlog),
             send_slots=sum(int(n) for w, n in slots.items() if text(w) in live),
             lanes_in_flight=sum(max(0, int(n)) for n in inflight),
+            audits=_hash(audits),
         )
 
     def _last_change(self, job_ids: list[str]) -> float | None:

@@ -5,6 +5,7 @@ writes, each one script."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -47,6 +48,26 @@ def account_turn(
     """A call's turn under its account's pacing, outside any lane: go, or wait (seconds)."""
     raw = store.run_script("account_turn", account, interval_seconds, max_wait_seconds, endpoint)
     return read_query(raw)
+
+
+def wait_account_turn(
+    store: JobStore, account: str, interval_seconds: float, endpoint: str, max_wait_seconds: float
+) -> bool:
+    """Wait for a call's turn under its account's pacing, shared in Redis with the workers'
+    calls (the account's per-second limit counts every call of its credentials): True once
+    the call may go, False when no turn came within `max_wait_seconds` (nothing was taken).
+
+    The one loop for calls made outside any lane: the PDF keeper's `regenerar_pdf` and the
+    audit's queries."""
+    deadline = time.monotonic() + max_wait_seconds
+    while True:
+        turn = account_turn(store, account, interval_seconds, max_wait_seconds, endpoint)
+        if turn.go:
+            return True
+        wait = turn.value or 0.0
+        if time.monotonic() + wait > deadline:
+            return False
+        time.sleep(wait)
 
 
 def pdf_kept(store: JobStore, job_id: str, fields: dict[str, Any] | None = None) -> bool:

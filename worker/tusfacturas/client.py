@@ -62,6 +62,11 @@ INVOICING_ENDPOINTS = frozenset({NUEVO, LOTES})
 _NOT_ISSUED_STATUS = re.compile(r"\bCOLA\b|CON ERROR|PROCESAR", re.I)
 
 
+def not_issued(status: str) -> bool:
+    """Whether a consulta_avanzada row's `status` says it is not (yet) issued."""
+    return bool(_NOT_ISSUED_STATUS.search(status))
+
+
 @dataclass(frozen=True)
 class BatchResult:
     """A `lotes` reply, item by item in the order sent: each issued or its failure.
@@ -266,11 +271,7 @@ class TusFacturasClient:
             record = issued_from_consulta(row, test_mode=pdv.test)
             comp = row.get("comprobante") if isinstance(row.get("comprobante"), dict) else row
             status = clean_str(comp.get("status")) if isinstance(comp, dict) else ""
-            if (
-                record.numero == numero
-                and (record.tipo in (None, tipo))
-                and not _NOT_ISSUED_STATUS.search(status)
-            ):
+            if record.numero == numero and (record.tipo in (None, tipo)) and not not_issued(status):
                 return record
         return None
 
