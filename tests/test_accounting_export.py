@@ -104,15 +104,17 @@ def test_csv_ends_with_totals_per_currency_and_in_pesos(archive: Archive) -> Non
     lines = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert totals.count == 5
     assert [r["fecha"] for r in lines[-3:]] == ["TOTAL"] * 3
-    by = {r["moneda"]: r for r in lines[-3:]}
-    assert by["PES"]["total"] == str(
+    by = {r["tipo"]: r for r in lines[-3:]}
+    assert by["TOTAL PES"]["total"] == str(
         Decimal("66983.70") + Decimal("36000.00") - 3000 + Decimal("4850.00")
     )
-    assert by["PES"]["iva_21"] == str(Decimal("10920.00") + Decimal("6247.93") - Decimal("520.66"))
-    assert by["DOL"]["total"] == "1742.40"
+    assert by["TOTAL PES"]["iva_21"] == str(
+        Decimal("10920.00") + Decimal("6247.93") - Decimal("520.66")
+    )
+    assert by["TOTAL DOL"]["total"] == "1742.40"
     dol = next(r for r in lines[:-3] if r["moneda"] == "DOL")
-    pesos = Decimal(by["PES"]["total"]) + Decimal("1742.40") * Decimal(dol["cotizacion"])
-    assert Decimal(by["ARS"]["total"]) == pesos.quantize(Decimal("0.01"))
+    pesos = Decimal(by["TOTAL PES"]["total"]) + Decimal("1742.40") * Decimal(dol["cotizacion"])
+    assert Decimal(by["TOTAL EN PESOS"]["total"]) == pesos.quantize(Decimal("0.01"))
     assert list(lines[0]) == COLUMNS
 
 

@@ -75,7 +75,7 @@ def export(
     there are several). Exit 1 when the archive cannot be read."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from worker.accounting.export import write_csv, write_jsonl
+    from worker.accounting.export import VAT_COLUMNS, write_csv, write_jsonl
     from worker.accounting.sales import Period, Sales
     from worker.archive import db
     from worker.settings import get_settings
@@ -101,7 +101,8 @@ def export(
         fail(f"archive at {db.safe_url(url)} (TFQ_ARCHIVE_URL): {type(exc).__name__}", False)
     typer.echo(f"{output}: {totals.count} invoices and notes, {first} to {last}")
     for row in totals.rows():
-        typer.echo(f"  total {row['moneda']}: {row['total']} (IVA 21 %: {row['iva_21']})")
+        vat = sum(row[c] for c in VAT_COLUMNS.values())
+        typer.echo(f"  {row['label']}: {row['total']} (IVA {vat})")
 
 
 app.command("export")(export)

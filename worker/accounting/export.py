@@ -113,10 +113,15 @@ class Totals:
             self.in_pesos[column] += row[column] * row["cotizacion"]
 
     def rows(self) -> list[dict[str, Any]]:
-        """One TOTAL row per currency; with more than one, a TOTAL ARS row in pesos."""
-        found = [{"moneda": moneda, **sums} for moneda, sums in sorted(self.by_moneda.items())]
+        """One total per currency (`label` "TOTAL DOL" …); with more than one currency, a
+        last one in pesos at each sale's cotización (`label` "TOTAL EN PESOS")."""
+        found = [
+            {"label": f"TOTAL {moneda}", "moneda": moneda, **sums}
+            for moneda, sums in sorted(self.by_moneda.items())
+        ]
         if len(self.by_moneda) > 1:
-            found.append({"moneda": "ARS", **{k: _money(v) for k, v in self.in_pesos.items()}})
+            pesos = {k: _money(v) for k, v in self.in_pesos.items()}
+            found.append({"label": "TOTAL EN PESOS", "moneda": "PES", **pesos})
         return found
 
     def as_json(self) -> dict[str, Any]:
@@ -133,7 +138,7 @@ def sale_json(sale: Sale) -> dict[str, Any]:
 
 
 def write_csv(sales: Iterable[Sale], out: IO[str]) -> Totals:
-    """The rows, then a TOTAL row per currency (`tipo` says which), in `COLUMNS` order."""
+    """The rows, then the TOTAL rows (`Totals.rows`; `tipo` says which), in `COLUMNS` order."""
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     totals = Totals()
@@ -142,7 +147,8 @@ def write_csv(sales: Iterable[Sale], out: IO[str]) -> Totals:
         totals.add(row)
         writer.writerow(row)
     for total in totals.rows():
-        writer.writerow({"fecha": "TOTAL", "tipo": f"TOTAL {total['moneda']}", **total})
+        label = total.pop("label")
+        writer.writerow({"fecha": "TOTAL", "tipo": label, **total})
     return totals
 
 
