@@ -13,7 +13,6 @@ from typing import Any
 
 from ops.sandbox.api import LOTES_MAX_REQUESTS, Rejection, bad
 from ops.sandbox.dates import parse_date
-from worker.invoice.tables import AFIP_TIPO_CODES
 from worker.tenants import Pdv
 
 _TWO_PLACES = Decimal("0.01")
@@ -23,8 +22,34 @@ _VAT_21 = Decimal("1.21")
 _ALICUOTAS = frozenset(Decimal(a) for a in ("27", "21", "10.5", "5", "2.5", "0", "-1", "-2"))
 _EXT_REF_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
-# The tipos the sandbox knows: AFIP's, without the liquidaciones it does not model.
-TIPO_CODES = {t: c for t, c in AFIP_TIPO_CODES.items() if not t.startswith("LIQUIDACIONES")}
+# AFIP CbteTipo codes (afip_rules.md §1.1): the tipos the API knows; the QR payload's tipoCmp.
+TIPO_CODES: dict[str, int] = {
+    "FACTURA A": 1,
+    "NOTA DE DEBITO A": 2,
+    "NOTA DE CREDITO A": 3,
+    "FACTURA B": 6,
+    "NOTA DE DEBITO B": 7,
+    "NOTA DE CREDITO B": 8,
+    "FACTURA C": 11,
+    "NOTA DE DEBITO C": 12,
+    "NOTA DE CREDITO C": 13,
+    "RECIBO C": 15,
+    "FACTURA M": 51,
+    "NOTA DE DEBITO M": 52,
+    "NOTA DE CREDITO M": 53,
+    "FACTURA E": 19,
+    "NOTA DE DEBITO E": 20,
+    "NOTA DE CREDITO E": 21,
+    "FACTURA DE CREDITO ELECTRONICA MiPyME (FCE) A": 201,
+    "NOTA DE DEBITO ELECTRONICA MiPyME (FCE) A": 202,
+    "NOTA DE CREDITO ELECTRONICA MiPyME (FCE) A": 203,
+    "FACTURA DE CREDITO ELECTRONICA MiPyME (FCE) B": 206,
+    "NOTA DE DEBITO ELECTRONICA MiPyME (FCE) B": 207,
+    "NOTA DE CREDITO ELECTRONICA MiPyME (FCE) B": 208,
+    "FACTURA DE CREDITO ELECTRONICA MiPyME (FCE) C": 211,
+    "NOTA DE DEBITO ELECTRONICA MiPyME (FCE) C": 212,
+    "NOTA DE CREDITO ELECTRONICA MiPyME (FCE) C": 213,
+}
 NOT_VALID_TIPOS = frozenset({"FACTURA NO VALIDA EN AFIP", "NOTA DE CREDITO NO VALIDA EN AFIP"})
 
 

@@ -200,7 +200,7 @@ class AuditPlan:
             f"tfq audit of CUIT {self.cuit}, {self.start} to {self.end} "
             f"({len(self.days)} day{'' if len(self.days) == 1 else 's'}), PDV {pvs}"
             + (f", {self.tipo}" if self.tipo else "")
-            + f": {self.calls} calls to {CONSULTA_AVANZADA} (one per day and PDV, one more "
+            + f": {_calls(self.calls)} to {CONSULTA_AVANZADA} (one per day and PDV, one more "
             f"per further {PAGE_SIZE} invoices of a day; never more than {self.max_calls}), "
             f"{self.billed_calls} billed; each waits for its account's pacing slot, "
             "shared with the workers"
@@ -323,8 +323,8 @@ def _mismatches(ours: Record, theirs: Record) -> Iterable[tuple[str, str, str]]:
 
 ACTIONS = {
     FindingKind.MISSING_IN_TFQ: (
-        "find its job by the external_reference (the idem hash in Redis or the archive, "
-        "then `tfq status JOB`; runbook audit-findings.md): a job unknown or rejected "
+        "find its job: `tfq status --cuit CUIT --ref EXTERNAL_REFERENCE` (runbook "
+        "audit-findings.md): a job unknown or rejected "
         "there lost its reply, never enqueue it again; no job: it was issued outside "
         "tfq: book it, or undo it with a credit note"
     ),
@@ -503,7 +503,7 @@ def render(report: AuditReport) -> list[str]:
     lines = [
         f"tfq audit: CUIT {report.plan.cuit}, {report.plan.start} to {report.plan.end}: "
         f"{report.held_by_tusfacturas} invoices at TusFacturas, {report.held_by_tfq} in "
-        f"tfq's archive ({report.calls} calls, {report.plan.billed_calls} billed)"
+        f"tfq's archive ({_calls(report.calls)}, {report.plan.billed_calls} billed)"
     ]
     for f in report.findings:
         job = f" job {f.job_id}" if f.job_id else ""
@@ -513,5 +513,10 @@ def render(report: AuditReport) -> list[str]:
         lines.append("clean: both hold the same invoices")
     else:
         summary = ", ".join(f"{n} {k}" for k, n in report.counts().items() if n)
-        lines.append(f"{len(report.findings)} findings: {summary}")
+        count = len(report.findings)
+        lines.append(f"{count} finding{'' if count == 1 else 's'}: {summary}")
     return lines
+
+
+def _calls(count: int) -> str:
+    return f"{count} call" if count == 1 else f"{count} calls"
