@@ -427,9 +427,7 @@ def credits_of(store: JobStore, archived: ArchivedResults, original: Original) -
     names."""
     base = note_reference(original.job_id)
     found: dict[str, Credit] = {}
-    idem = store.keys.idem(original.cuit)
-    for raw_ref, raw_id in store.r.hscan_iter(idem, match=f"{base}*", count=1000):
-        ref, job_id = _text(raw_ref), _text(raw_id)
+    for ref, job_id in store.references_starting(original.cuit, base):
         if not _ours(ref, original.job_id):
             continue
         rec = store.job(job_id)
@@ -458,10 +456,6 @@ def credits_of(store: JobStore, archived: ArchivedResults, original: Original) -
 
 def _money(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(CENT)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)

@@ -470,6 +470,16 @@ class JobStore:
         found = self.r.hget(self.keys.idem(cuit), external_reference)
         return text(found) if found else None
 
+    def references_starting(self, cuit: str, prefix: str) -> list[tuple[str, str]]:
+        """(external_reference, job id) of every key ever queued for the CUIT that starts
+        with `prefix` (glob characters in it taken literally). A scan of the CUIT's whole
+        index: for rare lookups (`tfq void`), not for a hot path."""
+        pattern = "".join(f"\\{c}" if c in "*?[]\\" else c for c in prefix) + "*"
+        return [
+            (text(ref), text(job_id))
+            for ref, job_id in self.r.hscan_iter(self.keys.idem(cuit), match=pattern, count=1000)
+        ]
+
     def batch_counts(self, name: str) -> BatchCounts | None:
         """A batch's counters: total and jobs per status."""
         raw = self.r.hgetall(self.keys.batch(name))
