@@ -536,3 +536,13 @@ def test_void_through_the_sandbox(
         keys = list(queue.redis.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
             queue.redis.unlink(*keys)
+
+
+def test_earlier_notes_are_found_by_a_literal_prefix(store: Any) -> None:
+    idem = store.keys.idem(RI_CUIT)
+    store.r.hset(idem, mapping={"NC-a*b": "j1", "NC-a*b-100": "j2", "NC-axb": "j3", "X": "j4"})
+    assert sorted(store.references_starting(RI_CUIT, "NC-a*b")) == [
+        ("NC-a*b", "j1"),
+        ("NC-a*b-100", "j2"),
+    ]
+    assert store.references_starting(MONO_CUIT, "NC-") == []
