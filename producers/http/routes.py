@@ -28,7 +28,7 @@ from producers.http.schemas import (
 )
 from worker.accounting.credit_notes import CannotVoid, find_original
 from worker.accounting.export import sale_json, totals_of
-from worker.accounting.sales import PAGE_MAX, Period, Sales
+from worker.accounting.sales import PAGE_MAX, BadCursor, Period, Sales
 from worker.archive.pdfs import PdfKind
 from worker.errors import FieldError, InvalidJob
 from worker.store import admin
@@ -272,7 +272,7 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
         try:
             page = sales.page(period, cursor=cursor, limit=limit)
             totals = None if page.next_cursor else totals_of(sales.all(period)).as_json()
-        except ValueError as exc:  # a cursor this intake did not write
+        except BadCursor as exc:
             raise Problem(
                 422, str(exc), slug="invalid-cursor", errors=[FieldError("cursor", str(exc))]
             ) from None

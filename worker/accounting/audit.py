@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from worker.accounting.sales import Period, Sale, Sales
+from worker.errors import TfqError
 from worker.store.audits import FindingKind
 from worker.store.jobs import JobStore
 from worker.store.schedules import wait_account_turn
@@ -50,7 +51,7 @@ MAX_PACING_WAIT_SECONDS = 60.0
 CENT = Decimal("0.01")
 
 
-class AuditError(Exception):
+class AuditError(TfqError):
     """The walk stopped: a call failed, pacing gave no turn, or the call bound was hit."""
 
 

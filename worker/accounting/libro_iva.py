@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from worker.accounting.sales import VAT_RATES, Sale
+from worker.errors import TfqError
 from worker.invoice.tables import LETTERS_WITH_VAT
 
 EOL = "\r\n"
@@ -133,7 +134,7 @@ _CENT = Decimal("0.01")
 _RATE_UNIT = Decimal("0.000001")
 
 
-class LibroIvaError(ValueError):
+class LibroIvaError(TfqError, ValueError):
     """A sale that cannot be written in AFIP's layout (names the invoice and the field)."""
 
 

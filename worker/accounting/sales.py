@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select, tuple_
 from sqlalchemy.orm import Session
 
 from worker.archive.schema import ArchivedJob
+from worker.errors import TfqError
 from worker.invoice.rules import Subtotals, booked_subtotals
 from worker.invoice.schema import Invoice
 from worker.invoice.tables import AFIP_TIPO_CODES, TIPOS
@@ -29,7 +30,7 @@ VAT_RATES = (Decimal(0), Decimal("10.5"), Decimal(21), Decimal(27))
 PAGE_MAX = 1000
 
 
-class UnreadableSale(ValueError):
+class UnreadableSale(TfqError, ValueError):
     """An archived invoice whose request cannot be read back (it names the job)."""
 
 
@@ -140,15 +141,19 @@ def encode_cursor(key: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
+class BadCursor(TfqError, ValueError):
+    """A paging cursor this module did not write."""
+
+
 def decode_cursor(cursor: str) -> list[Any]:
-    """The key a cursor carries; ValueError when it is not one this module wrote."""
+    """The key a cursor carries; `BadCursor` when it is not one this module wrote."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError("not a cursor from a previous page") from None
-    if not (isinstance(key, list) and len(key) == 6 and isinstance(key[0], str)):
-        raise ValueError("not a cursor from a previous page")
-    key[0] = date.fromisoformat(key[0])
+        if not (isinstance(key, list) and len(key) == 6 and isinstance(key[0], str)):
+            raise ValueError
+        key[0] = date.fromisoformat(key[0])
+    except ValueError:  # (UnicodeDecodeError and JSON's errors are ValueErrors)
+        raise BadCursor("not a cursor from a previous page") from None
     return key
 
 
@@ -182,7 +187,7 @@ class Sales:
         return query.order_by(*_order())
 
     def page(self, period: Period, *, cursor: str | None = None, limit: int = 100) -> SalesPage:
-        """Up to `limit` sales after `cursor` (None: from the start); ValueError for a
+        """Up to `limit` sales after `cursor` (None: from the start); `BadCursor` for a
         cursor this module did not write."""
         query = self._query(period)
         if cursor is not None:
