@@ -1,4 +1,5 @@
-"""`tfq invoices`: what tfq kept of issued invoices (their PDFs, the Libro IVA Digital)."""
+"""`tfq invoices`: what tfq kept of issued invoices: their PDFs, the period's export and the
+Libro IVA Digital."""
 
 from __future__ import annotations
 
