@@ -23,6 +23,7 @@ from producers.client import InvoiceQueue
 from producers.http.app import create_app
 from tests.conftest import MONO_CUIT, RI_CUIT
 from tests.test_http import assert_problem, auth, serving, tenants_with_clients
+from worker.accounting import sales as sales_module
 from worker.accounting.export import COLUMNS, sale_row, write_csv, write_jsonl
 from worker.accounting.sales import Period, Sales, decode_cursor
 from worker.archive import db
@@ -197,3 +198,12 @@ def test_the_intake_pages_a_clients_sales_with_totals_on_the_last_page(
         assert_problem(get(cuit=MONO_CUIT), 403, "forbidden-cuit")
         assert_problem(get(cursor="zz"), 422, "invalid-cursor")
         assert_problem(get(**{"from": "2026-12-01"}), 422, "invalid-period")
+
+
+def test_a_page_never_exceeds_the_largest_and_still_says_what_follows(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sales_module, "PAGE_MAX", 2)
+    page = Sales(archive.engine).page(NOV, limit=10)
+    assert len(page.sales) == 2
+    assert page.next_cursor is not None

@@ -189,11 +189,12 @@ class Sales:
     def page(self, period: Period, *, cursor: str | None = None, limit: int = 100) -> SalesPage:
         """Up to `limit` sales after `cursor` (None: from the start); `BadCursor` for a
         cursor this module did not write."""
+        limit = max(1, min(limit, PAGE_MAX))
         query = self._query(period)
         if cursor is not None:
             query = query.where(tuple_(*_order()) > tuple_(*decode_cursor(cursor)))
         with Session(self.engine) as session:
-            rows = list(session.scalars(query.limit(min(limit, PAGE_MAX) + 1)))
+            rows = list(session.scalars(query.limit(limit + 1)))
         more = len(rows) > limit
         rows = rows[:limit]
         return SalesPage(
