@@ -8,7 +8,7 @@ LOCK   := requirements.lock
 DEV_LOCK := requirements-dev.lock
 LINTED := worker producers ops tests
 
-.PHONY: test lint unit venv demo clean lock
+.PHONY: test lint unit venv demo clean lock chromium
 
 # The venv's own pip (bundled with Python) does the installs: nothing unpinned is fetched.
 $(PY):
@@ -40,8 +40,26 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
 
+# The browser tests drive Debian's Chromium through Playwright (never a browser Playwright
+# downloads): install chromium and chromium-driver when either binary is missing, as root
+# or through sudo. `make demo` does not need them.
+CHROMIUM     := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+chromium:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "make: the browser tests need $(CHROMIUM) and $(CHROMEDRIVER) (Debian's" \
+	  "chromium and chromium-driver); not root and no sudo: install them as root" >&2; exit 1; fi; \
+	echo "make: installing Debian's chromium and chromium-driver"; \
+	{ $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	} && [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ] \
+	|| { echo "make: could not install chromium and chromium-driver with apt-get;" \
+	  "the browser tests need $(CHROMIUM) and $(CHROMEDRIVER)" >&2; exit 1; }
+
 # Lint, types, then the whole suite against a reachable Redis (a private one if needed).
-test: lint
+test: lint chromium
 	@url="$$($(PY) -m ops.testkit.localredis ensure)" || exit 1; \
 	TFQ_REDIS_URL="$$url" $(VENV)/bin/pytest -q; status=$$?; \
 	$(PY) -m ops.testkit.localredis stop; exit $$status
