@@ -1,4 +1,5 @@
-"""Shared fixtures: the example tenants, a sandbox over real HTTP, a Redis URL."""
+"""Shared fixtures: the example tenants, a sandbox over real HTTP, a Redis URL, the archive's
+databases, a real browser."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from playwright.sync_api import Browser, Page
 from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy.engine import make_url
 
 from ops.sandbox.server import SandboxProcess
+from ops.testkit import browser as chromium
 from ops.testkit import localpostgres
 from ops.testkit.examples import EXAMPLES_DIR
 from ops.testkit.harness import unique_prefix
@@ -109,3 +112,21 @@ def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         password=server.password,
     ):
         yield server.set(database=dbname).render_as_string(hide_password=False)
+
+
+# --- a real browser -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium (`make test` installs it), driven by Playwright; it and Playwright's
+    driver are stopped at the end of the session."""
+    with chromium.chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page in a browser context of this test's own, closed after it."""
+    with chromium.new_page(browser) as new:
+        yield new
