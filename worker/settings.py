@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     # Intake's public base URL: callbacks and results link to tfq's own lasting PDF
     # route under it (TusFacturas' own links die the day they are given).
     public_url: str | None = None
+    # The web console (`/console` on the intake): the key that signs its session cookies.
+    # Unset: a random key per process (logins end at a restart, and several intake
+    # workers need one shared key: set it).
+    console_secret: SecretStr | None = None
+    console_session_hours: float = Field(8.0, gt=0, le=24 * 7)
     pdf_download_timeout_seconds: float = Field(30.0, gt=0)
     pdf_max_attempts: int = Field(8, ge=1)
     # `regenerar_pdf` is billed per call (its newest page): at most this many per job.

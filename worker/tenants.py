@@ -110,6 +110,23 @@ class IntakeCaller(BaseModel):
     cuits: list[str] = Field(min_length=1)
 
 
+class Operator(BaseModel):
+    """A person who may use the web console (an `[[operator]]` of the file): a password,
+    stored only as its scrypt hash (`tfq console hash-password`), and the CUITs they may
+    see and steer ("*": all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+    password_hash: str = Field(pattern=r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
+    cuits: list[str] = Field(min_length=1)
+
+    @field_validator("cuits")
+    @classmethod
+    def _cuits(cls, v: list[str]) -> list[str]:
+        return [c if c == "*" else valid_cuit(c) for c in v]
+
+
 class Account(BaseModel):
     """A TusFacturas account's per-second limit (an `[[account]]` of the file)."""
 
@@ -148,12 +165,19 @@ class TenantsFile(BaseModel):
 
     tenant: list[Tenant] = Field(default_factory=list)
     client: list[IntakeCaller] = Field(default_factory=list)
+    operator: list[Operator] = Field(default_factory=list)
     account: list[Account] = Field(default_factory=list)
 
     @field_validator("tenant")
     @classmethod
     def _unique_cuit(cls, v: list[Tenant]) -> list[Tenant]:
         _no_repeats([t.cuit for t in v], "cuit")
+        return v
+
+    @field_validator("operator")
+    @classmethod
+    def _unique_operator(cls, v: list[Operator]) -> list[Operator]:
+        _no_repeats([o.name for o in v], "name")
         return v
 
 
@@ -256,6 +280,10 @@ class Tenants:
     @property
     def intake_callers(self) -> list[IntakeCaller]:
         return list(self.data.client)
+
+    @property
+    def operators(self) -> list[Operator]:
+        return list(self.data.operator)
 
     def tenant(self, cuit: str) -> Tenant | None:
         return self._by_cuit.get(cuit)

@@ -14,6 +14,7 @@ from producers.cli import (
     archive,
     audit,
     callbacks,
+    console,
     dev,
     doctor,
     failed,
@@ -52,6 +53,7 @@ app.command("doctor")(doctor.doctor)
 app.command("audit")(audit.audit)
 app.add_typer(callbacks.app, name="callbacks")
 app.add_typer(archive.app, name="archive")
+app.add_typer(console.app, name="console")
 app.add_typer(invoices.app, name="invoices")
 app.command("demo")(dev.demo)
 

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from producers.client import InvoiceQueue
+from producers.console.app import create_console
 from producers.http.auth import callers_of
 from producers.http.context import Intake
 from producers.http.middleware import IntakeMiddleware
@@ -117,6 +118,7 @@ def create_app(
     app.add_middleware(IntakeMiddleware, intake=intake)
     install_routes(app, intake)
     intake.routes = list(app.router.routes)
+    app.mount("/console", create_console(settings, queue, live))
     app.openapi = _openapi_with_envelope(app)  # type: ignore[method-assign]
     return app
 

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from worker.store.lanes import LaneStore
 from worker.store.scripts import text
 
 DELETE_CHUNK = 500  # keys per DEL
+CONSOLE_LOG_KEEP = 100_000  # the console's audit log keeps this many newest actions
+
+
+def recent_batches(store: LaneStore, limit: int) -> list[tuple[str, float]]:
+    """The newest batches (name, created at), newest first."""
+    raw = store.r.zrevrange(store.keys.batches, 0, limit - 1, withscores=True)
+    return [(text(pair[0]), float(pair[1])) for pair in raw]
+
+
+def log_console_action(store: LaneStore, entry: dict[str, Any]) -> None:
+    """Append one operator action to the console's audit log (capped, newest first)."""
+    pipe = store.r.pipeline(transaction=False)
+    pipe.lpush(store.keys.console_log, json.dumps(entry, ensure_ascii=False, default=str))
+    pipe.ltrim(store.keys.console_log, 0, CONSOLE_LOG_KEEP - 1)
+    pipe.execute()
+
+
+def console_actions(store: LaneStore, limit: int) -> list[dict[str, Any]]:
+    """The console's newest logged actions."""
+    return [json.loads(text(raw)) for raw in store.r.lrange(store.keys.console_log, 0, limit - 1)]
 
 
 def ping(store: LaneStore) -> None:

@@ -76,6 +76,8 @@ TEMPLATES: dict[str, str] = {
     # `tfq audit`: each CUIT's last audit (its summary, JSON), by CUIT; the metrics add
     # them up (worker/accounting/audit.py).
     "audits": "audits",
+    # The web console's audit log: every operator action, newest first (JSON; capped).
+    "console_log": "console:log",
 }
 
 
@@ -201,6 +203,10 @@ class Keys:
     @property
     def audits(self) -> str:
         return self._k("audits")
+
+    @property
+    def console_log(self) -> str:
+        return self._k("console_log")
 
     def pattern(self) -> str:
         """Matches every key tfq writes (for scans in tests and tools)."""
