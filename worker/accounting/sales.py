@@ -210,3 +210,34 @@ class Sales:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+
+def search_page(
+    engine: Engine,
+    period: Period,
+    *,
+    reference_prefix: str | None = None,
+    numero: int | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> SalesPage:
+    """`Sales.page` narrowed to sales whose external_reference starts with
+    `reference_prefix` (taken literally: LIKE's wildcards in it are escaped) and whose
+    number is `numero`, in the same order and with the same cursors (the console's
+    invoice search)."""
+    limit = max(1, min(limit, PAGE_MAX))
+    query = Sales(engine)._query(period)
+    if reference_prefix:
+        escaped = reference_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(ArchivedJob.external_reference.like(escaped + "%", escape="\\"))
+    if numero is not None:
+        query = query.where(ArchivedJob.numero == numero)
+    if cursor is not None:
+        query = query.where(tuple_(*_order()) > tuple_(*decode_cursor(cursor)))
+    with Session(engine) as session:
+        rows = list(session.scalars(query.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return SalesPage(
+        [sale_of(r) for r in rows], encode_cursor(_key(rows[-1])) if more and rows else None
+    )
