@@ -202,3 +202,22 @@ def lane_position(store: LaneStore, cuit: str, job_id: str) -> int | None:
     """A job's place in its CUIT's lane, 1 at the head; None when it is not in it."""
     position = store.r.lpos(store.keys.lane(cuit), job_id)
     return int(position) + 1 if position is not None else None  # type: ignore[arg-type]
+
+
+def attention_records(
+    store: LaneStore, *, since: float | None = None, limit: int
+) -> list[tuple[float, dict[str, Any]]]:
+    """(time entered, record) of the newest `limit` jobs of the attention index (rejected
+    and unknown), newest first, those since `since` (epoch s) only; a record past its
+    retention is left out."""
+    r, keys = store.r, store.keys
+    low: float | str = "-inf" if since is None else since
+    raw = r.zrevrangebyscore(keys.attention, "+inf", low, start=0, num=limit, withscores=True)
+    pairs: list[tuple[Any, float]] = list(raw)  # type: ignore[arg-type]
+    records = store.jobs([text(member) for member, _ in pairs])
+    return [(float(score), rec) for (_, score), rec in zip(pairs, records, strict=True) if rec]
+
+
+def lane_jobs(store: LaneStore, cuit: str, *, limit: int) -> list[dict[str, Any]]:
+    """The records of the first `limit` jobs queued in a CUIT's lane, head first."""
+    return [rec for rec in store.jobs(store.head(cuit, limit)) if rec is not None]
