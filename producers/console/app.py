@@ -28,7 +28,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from producers.cli.render import eta_text
 from producers.client import InvoiceQueue
-from producers.console import queue_pages
+from producers.console import ops_pages, queue_pages
 from producers.console.kit import (
     Console,
     LoginRequired,
@@ -49,7 +49,7 @@ log = logging.getLogger("tfq.console")
 
 HERE = Path(__file__).parent
 MIN_SECRET_LENGTH = 32  # the session cookie's signing key
-PAGES = (queue_pages.router,)
+PAGES = (queue_pages.router, ops_pages.router)
 
 
 def create_console(settings: Settings, queue: InvoiceQueue, live: LiveTenants) -> FastAPI:
