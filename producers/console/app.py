@@ -8,7 +8,7 @@ action carries a CSRF token and is written to the console's audit log (Redis, an
 `tfq.console.audit` logger). No page ever shows a credential or a secret.
 
 This module makes the app and its login; the pages are routers of their own modules
-(`queue_pages`), sharing `kit`.
+(`queue_pages`, `attention_pages`, `invoice_pages`, `ops_pages`), sharing `kit`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from producers.cli.render import eta_text
 from producers.client import InvoiceQueue
-from producers.console import attention_pages, invoice_pages, queue_pages
+from producers.console import attention_pages, invoice_pages, ops_pages, queue_pages
 from producers.console.kit import (
     Console,
     LoginRequired,
@@ -49,7 +49,12 @@ log = logging.getLogger("tfq.console")
 
 HERE = Path(__file__).parent
 MIN_SECRET_LENGTH = 32  # the session cookie's signing key
-PAGES = (queue_pages.router, attention_pages.router, invoice_pages.router)
+PAGES = (
+    queue_pages.router,
+    attention_pages.router,
+    invoice_pages.router,
+    ops_pages.router,
+)
 
 
 def create_console(settings: Settings, queue: InvoiceQueue, live: LiveTenants) -> FastAPI:
