@@ -49,12 +49,14 @@ from worker.store.jobs import (
     pack_envelope,
 )
 from worker.store.keys import JobField, Keys
-from worker.store.lanes import LaneStore
+from worker.store.lanes import Lane, LaneStore
+from worker.store.queries import LaneRead, lane_reads
 from worker.webhooks.safe_http import callback_url_errors
 
 log = logging.getLogger("tfq.producer")
 
 CHUNK = 500  # jobs per enqueue script call
+ETA_HEAD = 2000  # jobs of a lane read for its ETA; beyond, extrapolated
 
 
 @dataclass(frozen=True)
@@ -286,11 +288,14 @@ class InvoiceQueue:
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
-    def _calls_to_empty(self, cuit: str, depth: int, limit: int = 2000) -> int:
-        """Invoicing calls a lane still needs: runs of one PDV and batchable tipo, each
-        at most TFQ_BATCH_MAX long; beyond `limit` jobs, extrapolated."""
+    def _calls_to_empty(
+        self, placements: list[tuple[str, str] | None], depth: int, limit: int = ETA_HEAD
+    ) -> int:
+        """Invoicing calls a lane still needs, from the placements of its first `limit`
+        jobs: runs of one PDV and batchable tipo, each at most TFQ_BATCH_MAX long; beyond
+        `limit` jobs, extrapolated."""
         calls, run, last = 0, 0, None
-        for key in self.store.placements(self.store.head(cuit, limit)):
+        for key in placements:
             batchable = key is not None and key[1] in TIPOS and TIPOS[key[1]].batchable
             if key == last and batchable and run < self.settings.batch_max:
                 run += 1
@@ -300,6 +305,12 @@ class InvoiceQueue:
 
     def batch(self, name: str) -> dict[str, Any] | None:
         """Counts by status, progress and an ETA from lane depths, gaps and batching."""
+        found = self.batch_lanes(name)
+        return None if found is None else found[0]
+
+    def batch_lanes(self, name: str) -> tuple[dict[str, Any], list[LaneRead], float] | None:
+        """`batch(name)`, the lanes of its CUITs as read for it, and Redis' clock then
+        (epoch s): every lane in pipelined round trips (`lane_reads`), not a few each."""
         summary = self.store.batch_counts(name)
         if summary is None:
             return None
@@ -310,19 +321,19 @@ class InvoiceQueue:
         paused = 0
         eta_at = 0.0
         now = self.store.now()
-        for cuit in cuits:
-            lane = self.store.lane(cuit)
-            depth = self.store.depth(cuit)
+        reads = lane_reads(self.store, cuits, head=ETA_HEAD)
+        for read in reads:
+            lane = Lane.from_hash(read.state)
             if lane.paused:
                 paused += 1
-            if depth == 0:
+            if read.depth == 0:
                 continue
             gap = lane.gap or self.settings.cuit_gap_seconds
-            calls = self._calls_to_empty(cuit, depth)
+            calls = self._calls_to_empty(read.head, read.depth)
             start = max(now, lane.next_at or 0.0)
             eta_at = max(eta_at, start + (calls - 1) * gap)
         created = summary.created or now
-        return {
+        doc = {
             "batch": name,
             "total": total,
             "counts": by_status,
@@ -333,3 +344,4 @@ class InvoiceQueue:
             "created_at": datetime.fromtimestamp(created, UTC).isoformat(timespec="seconds"),
             "eta_seconds": round(max(0.0, eta_at - now), 1) if done < total else 0.0,
         }
+        return doc, reads, now

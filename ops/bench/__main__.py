@@ -58,6 +58,10 @@ Scenarios (sizes without --quick; --quick runs the same with fewer jobs, a few m
    `capacity_calls_per_s` (target >= 0.95); `overload_leases_reaped` (target 0);
    `overload_jain` = Jain's fairness index of the calls per CUIT while demand was offered
    (target >= 0.99).
+10. `console`: the web console's batch page with one batch of 10,000 queued jobs over
+   1,000 CUITs (quick: 1,000 over 100), no worker (`ops.bench.console`, which also runs on its
+   own with a profile): `console_batch_page_p95_ms` (target <= 300 ms) and
+   `console_batch_page_vs_api` (page median / `GET /v1/batches/{name}` median, same run).
 Scenarios 7-9 also report their gap, order and exactly-once violations (all must be 0).
 
 Ideals use the configured gap: a safety margin the worker adds is part of what is measured.

@@ -55,10 +55,13 @@ class Sizes:
     accounts_jobs: int
     overload_cuits: int
     overload_seconds: float  # how long demand is offered at twice the capacity
+    console_jobs: int = 10_000  # one batch, for the console's batch page
+    console_cuits: int = 1_000
+    console_requests: int = 30
 
 
 FULL = Sizes(20_000, 500, 500, 10, 600, 10, 200, 2_000, 20_000, 1_000, 4, 250, 4, 600, 60.0)
-QUICK = Sizes(4_000, 100, 100, 10, 200, 8, 40, 400, 5_000, 200, 3, 50, 4, 200, 15.0)
+QUICK = Sizes(4_000, 100, 100, 10, 200, 8, 40, 400, 5_000, 200, 3, 50, 4, 200, 15.0, 1_000, 100, 5)
 
 BLOCK_SECONDS = 2.0  # a gap violation blocks the CUIT this long (short, so a run still ends)
 UNLIMITED_RPS = 1_000_000  # account pacing out of the way: the per-CUIT gap is under test

@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery
 
+from ops.bench import console
 from ops.bench.bare_post import cpu_ms_per_call, measure_bare_post
 from ops.bench.kit import (
     CpuMeter,
@@ -366,6 +367,20 @@ def _after_capacity(bench: Bench, runner: Callable[[Bench], None]) -> None:
     runner(bench)
 
 
+def bench_console(bench: Bench) -> None:
+    """The console's batch page with one big batch (`ops.bench.console`), no worker."""
+    s = bench.sizes
+    sizes = console.Sizes(jobs=s.console_jobs, cuits=s.console_cuits,
+                          requests=s.console_requests, profile=0)  # fmt: skip
+    figures, _ = console.run(bench.redis_url, sizes)
+    bench.add("console", f"batch page p95 ({s.console_jobs:,} jobs, {s.console_cuits:,} CUITs)",
+              "console_batch_page_p95_ms", figures["batch_page_p95_ms"], "ms",
+              f"<= {console.TARGET_P95_MS:.0f}", figures["batch_page_ok"], digits=1)  # fmt: skip
+    bench.add("console", "batch page / GET /v1/batches/{name} (medians)",
+              "console_batch_page_vs_api", figures["batch_page_vs_api"], "x", digits=2)  # fmt: skip
+    bench.figures["console"] = {k: figures[k] for k in ("queued", "issued") if k in figures}
+
+
 RUNNERS: dict[str, Callable[[Bench], None]] = {
     "enqueue": bench_enqueue,
     "slots": bench_slots,
@@ -376,5 +391,6 @@ RUNNERS: dict[str, Callable[[Bench], None]] = {
     "realistic": bench_realistic,
     "accounts": bench_accounts,
     "overload": lambda bench: _after_capacity(bench, bench_overload),
+    "console": bench_console,
 }
 SCENARIOS = tuple(RUNNERS)

@@ -10,12 +10,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from producers.console.kit import ConsoleDep, WhoDep, base, checked_cuit, is_fragment, when
 from worker.store import admin
-from worker.store.queries import lanes_doc
+from worker.store.queries import lane_row, lanes_doc
 
 router = APIRouter()
 
 BATCHES_SHOWN = 50
 LANES_SHOWN = 500
+BATCH_LANES_SHOWN = 200
 REASON_MAX = 200
 
 
@@ -36,13 +37,18 @@ def batches(request: Request, who: WhoDep, console: ConsoleDep) -> HTMLResponse:
 @router.get("/batches/{name}", response_class=HTMLResponse)
 def batch(request: Request, name: str, who: WhoDep, console: ConsoleDep) -> HTMLResponse:
     cuits = console.store.batch_cuits(name)
-    doc = console.queue.batch(name) if all(who.may_see(c) for c in cuits) else None
-    if doc is None:
+    found = console.queue.batch_lanes(name) if all(who.may_see(c) for c in cuits) else None
+    if found is None:
         return console.missing(request, who, f"batch {name}")
-    rows = lanes_doc(console.store, limit=LANES_SHOWN)["rows"]
-    lanes = [row for row in rows if row["cuit"] in cuits]
+    doc, reads, now = found
+    # The batch's own lanes as read for its ETA, those with jobs left first (deepest
+    # first, then by CUIT), cut to BATCH_LANES_SHOWN rows: a big batch has a thousand.
+    reads = sorted(reads, key=lambda read: (-read.depth, read.cuit))
+    lanes = [lane_row(r.cuit, r.depth, r.state, r.ready_at, now) for r in reads[:BATCH_LANES_SHOWN]]
     template = "batch_live.html" if is_fragment(request) else "batch.html"
-    return console.page(request, template, who, batch=doc, lanes=lanes)
+    return console.page(
+        request, template, who, batch=doc, lanes=lanes, more_lanes=len(reads) - len(lanes)
+    )
 
 
 @router.get("/lanes", response_class=HTMLResponse)

@@ -7,6 +7,7 @@ fields named `*_in_seconds`. Turning them into text is the command line's busine
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
@@ -125,6 +126,54 @@ def lane_row(
         "failures": int(state.get("failures") or 0),
         "last_sent_at": iso(_float(state.get("last_sent"))),
     }
+
+
+@dataclass(frozen=True)
+class LaneRead:
+    """What one lane holds now: its depth, state hash, ready score and the
+    (punto de venta, tipo) of its first jobs (None for a job that is gone)."""
+
+    cuit: str
+    depth: int
+    state: dict[str, str]
+    ready_at: float | None
+    head: list[tuple[str, str] | None]
+
+
+def lane_reads(store: LaneStore, cuits: list[str], *, head: int = 0) -> list[LaneRead]:
+    """The lanes of `cuits` (in that order) in two pipelined round trips per
+    PIPELINE_CHUNK lanes: depth, state and ready score of each, then the placements of each
+    one's first `head` jobs (none with 0)."""
+    r, keys = store.r, store.keys
+    out: list[LaneRead] = []
+    for start in range(0, len(cuits), PIPELINE_CHUNK):
+        chunk = cuits[start : start + PIPELINE_CHUNK]
+        pipe = r.pipeline(transaction=False)
+        for cuit in chunk:
+            pipe.llen(keys.lane(cuit))
+            pipe.hgetall(keys.lane_state(cuit))
+            pipe.zscore(keys.ready, cuit)
+            if head:
+                pipe.lrange(keys.lane(cuit), 0, head - 1)
+        replies = pipe.execute()
+        step = 4 if head else 3
+        ids: list[list[str]] = []
+        for i in range(len(chunk)):
+            ids.append([text(x) for x in replies[step * i + 3]] if head else [])
+        flat = [job_id for lane in ids for job_id in lane]
+        placed = iter(store.placements(flat) if flat else [])
+        for i, cuit in enumerate(chunk):
+            depth, raw_state, score = replies[step * i : step * i + 3]
+            out.append(
+                LaneRead(
+                    cuit=cuit,
+                    depth=int(depth),
+                    state={text(k): text(v) for k, v in raw_state.items()},
+                    ready_at=_float(score),
+                    head=[next(placed) for _ in ids[i]],
+                )
+            )
+    return out
 
 
 def lanes_doc(store: LaneStore, *, limit: int) -> LanesDoc:
