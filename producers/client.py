@@ -289,18 +289,15 @@ class InvoiceQueue:
             delay = min(delay * 1.5, 1.0)
 
     def _calls_to_empty(
-        self, placements: list[tuple[str, str] | None], depth: int, limit: int = ETA_HEAD
+        self, runs: list[tuple[tuple[str, str] | None, int]], depth: int, limit: int = ETA_HEAD
     ) -> int:
-        """Invoicing calls a lane still needs, from the placements of its first `limit`
-        jobs: runs of one PDV and batchable tipo, each at most TFQ_BATCH_MAX long; beyond
-        `limit` jobs, extrapolated."""
-        calls, run, last = 0, 0, None
-        for key in placements:
+        """Invoicing calls a lane still needs, from the runs of (PDV, tipo) of its first
+        `limit` jobs: a run of a batchable tipo goes in calls of at most TFQ_BATCH_MAX,
+        any other job alone; beyond `limit` jobs, extrapolated."""
+        calls = 0
+        for key, n in runs:
             batchable = key is not None and key[1] in TIPOS and TIPOS[key[1]].batchable
-            if key == last and batchable and run < self.settings.batch_max:
-                run += 1
-                continue
-            calls, run, last = calls + 1, 1, key
+            calls += math.ceil(n / self.settings.batch_max) if batchable else n
         return calls if depth <= limit else math.ceil(calls * depth / limit)
 
     def batch(self, name: str) -> dict[str, Any] | None:
@@ -310,7 +307,7 @@ class InvoiceQueue:
 
     def batch_lanes(self, name: str) -> tuple[dict[str, Any], list[LaneRead], float] | None:
         """`batch(name)`, the lanes of its CUITs as read for it, and Redis' clock then
-        (epoch s): every lane in pipelined round trips (`lane_reads`), not a few each."""
+        (epoch s): every lane read in a few script calls (`lane_reads`), not a few each."""
         summary = self.store.batch_counts(name)
         if summary is None:
             return None
@@ -329,7 +326,7 @@ class InvoiceQueue:
             if read.depth == 0:
                 continue
             gap = lane.gap or self.settings.cuit_gap_seconds
-            calls = self._calls_to_empty(read.head, read.depth)
+            calls = self._calls_to_empty(read.runs, read.depth)
             start = max(now, lane.next_at or 0.0)
             eta_at = max(eta_at, start + (calls - 1) * gap)
         created = summary.created or now

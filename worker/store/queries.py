@@ -130,50 +130,43 @@ def lane_row(
 
 @dataclass(frozen=True)
 class LaneRead:
-    """What one lane holds now: its depth, state hash, ready score and the
-    (punto de venta, tipo) of its first jobs (None for a job that is gone)."""
+    """What one lane holds now: its depth, state hash, ready score, and the
+    (punto de venta, tipo) of its first jobs as runs of identical ones, each with its
+    length (None for jobs whose record is gone)."""
 
     cuit: str
     depth: int
     state: dict[str, str]
     ready_at: float | None
-    head: list[tuple[str, str] | None]
+    runs: list[tuple[tuple[str, str] | None, int]]
+
+
+# Lanes per lane_heads.lua call: one call reads up to this many lanes' first jobs inside
+# Redis, so it is kept short enough not to hold Redis up for others.
+LANE_HEADS_CHUNK = 50
 
 
 def lane_reads(store: LaneStore, cuits: list[str], *, head: int = 0) -> list[LaneRead]:
-    """The lanes of `cuits` (in that order) in two pipelined round trips per
-    PIPELINE_CHUNK lanes: depth, state and ready score of each, then the placements of each
-    one's first `head` jobs (none with 0)."""
-    r, keys = store.r, store.keys
+    """The lanes of `cuits` (in that order): depth, state and ready score of each, and the
+    placements of each one's first `head` jobs as runs (none with 0). One script call per
+    LANE_HEADS_CHUNK lanes (lane_heads.lua), not a command per job."""
     out: list[LaneRead] = []
-    for start in range(0, len(cuits), PIPELINE_CHUNK):
-        chunk = cuits[start : start + PIPELINE_CHUNK]
-        pipe = r.pipeline(transaction=False)
-        for cuit in chunk:
-            pipe.llen(keys.lane(cuit))
-            pipe.hgetall(keys.lane_state(cuit))
-            pipe.zscore(keys.ready, cuit)
-            if head:
-                pipe.lrange(keys.lane(cuit), 0, head - 1)
-        replies = pipe.execute()
-        step = 4 if head else 3
-        ids: list[list[str]] = []
-        for i in range(len(chunk)):
-            ids.append([text(x) for x in replies[step * i + 3]] if head else [])
-        flat = [job_id for lane in ids for job_id in lane]
-        placed = iter(store.placements(flat) if flat else [])
-        for i, cuit in enumerate(chunk):
-            depth, raw_state, score = replies[step * i : step * i + 3]
-            out.append(
-                LaneRead(
-                    cuit=cuit,
-                    depth=int(depth),
-                    state={text(k): text(v) for k, v in raw_state.items()},
-                    ready_at=_float(score),
-                    head=[next(placed) for _ in ids[i]],
-                )
-            )
+    for start in range(0, len(cuits), LANE_HEADS_CHUNK):
+        chunk = cuits[start : start + LANE_HEADS_CHUNK]
+        replies = store.run_script("lane_heads", head, *chunk)
+        for cuit, (depth, raw_state, score, flat) in zip(chunk, replies, strict=True):
+            state = _texts_pairs(raw_state)
+            runs: list[tuple[tuple[str, str] | None, int]] = []
+            for i in range(0, len(flat), 3):
+                pv, tipo = text(flat[i]), text(flat[i + 1])
+                runs.append(((pv, tipo) if tipo else None, int(flat[i + 2])))
+            ready = text(score)
+            out.append(LaneRead(cuit, int(depth), state, float(ready) if ready else None, runs))
     return out
+
+
+def _texts_pairs(flat: list[Any]) -> dict[str, str]:
+    return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 def lanes_doc(store: LaneStore, *, limit: int) -> LanesDoc:

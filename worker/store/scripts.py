@@ -49,6 +49,7 @@ SCRIPTS: tuple[str, ...] = (
     "pdf_kept",
     "pdf_retry",
     "register",
+    "lane_heads",
 )
 
 
