@@ -117,10 +117,11 @@ def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 # --- a real browser -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium (`make test` installs it), driven by Playwright; it and Playwright's
-    driver are stopped at the end of the session."""
+    driver are stopped at the end of the module: Playwright's sync API runs an event loop in
+    this thread while it lives, and later tests' `asyncio.run` must find none."""
     with chromium.chromium() as running:
         yield running
 
