@@ -1,7 +1,7 @@
 """The web console in a real browser (Debian's Chromium), against a live run: the
 sandbox over HTTP, a worker and the intake. An operator logs in with the keyboard, watches
 a batch reach 100 % as htmx refreshes it, and resumes a paused lane. The screenshots it
-takes are the README's."""
+takes are the README's. Then a dead callback is replayed and delivered."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ from playwright.sync_api import Page, expect
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.browser import screenshot
 from ops.testkit.examples import factura_b_jobs, load_example
-from ops.testkit.harness import WorkerProcess, unique_prefix, worker_env
+from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.testkit.webhook_receiver import running_receiver
 from producers.client import InvoiceQueue
 from producers.http.app import create_app
 from tests.conftest import MONO_CUIT, RI_CUIT, TENANTS_FILE
 from tests.test_http import serving
 from worker.invoice.rules import argentina_today
 from worker.settings import Settings
+from worker.store.callbacks import Callbacks
 from worker.tenants import Tenants
 
 OPERATOR, PASSWORD = "demo", "demo-password-please-change"  # the example tenants file's
@@ -90,3 +92,36 @@ def test_an_operator_watches_a_batch_finish_and_resumes_a_lane(
 
         page.get_by_role("link", name="Audit log").click()
         expect(page.get_by_role("row").filter(has_text="resume")).to_contain_text(MONO_CUIT)
+
+
+def test_an_operator_replays_a_dead_callback_and_it_is_delivered(
+    page: Page, sandbox: SandboxProcess, live_queue: InvoiceQueue, tmp_path: Path
+) -> None:
+    queue = live_queue
+    settings = queue.settings
+    tenants = Tenants.load(TENANTS_FILE)
+    app = create_app(settings, queue=queue, tenants=tenants)
+    callbacks = Callbacks(queue.store)
+    env = worker_env(
+        settings.redis_url, sandbox.api_url, TENANTS_FILE, prefix=settings.key_prefix,
+        callbacks_allow_private=1,
+    )  # fmt: skip
+    with running_receiver(tenants) as receiver, serving(app) as url:
+        data = {"job_id": "job-ui-cb", "cuit": RI_CUIT, "status": "issued"}
+        delivery = callbacks.enqueue("invoice.issued", RI_CUIT, receiver.url, data)
+        callbacks.record_attempt(delivery)
+        callbacks.dead_letter(delivery, "HTTP 503 from the shop (it was down)")
+        log_in(page, url)
+        page.get_by_role("link", name="Callbacks").click()
+        row = page.get_by_role("row").filter(has_text="job-ui-cb")
+        expect(row).to_contain_text("HTTP 503 from the shop")
+        screenshot(page, "console-callbacks")
+        with WorkerProcess(env, log_path=tmp_path / "worker.log"):
+            row.get_by_role("button", name=f"Replay delivery {delivery}").click()
+            expect(page.get_by_role("row").filter(has_text="job-ui-cb")).to_have_count(0)
+            assert wait_until(lambda: len(receiver.received) >= 1, 30), (
+                tmp_path / "worker.log"
+            ).read_text()[-3000:]
+        (got,) = receiver.received
+        assert got["body"]["data"]["job_id"] == "job-ui-cb"
+        assert (callbacks.get(delivery) or {})["status"] == "delivered"
