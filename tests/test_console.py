@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from worker.errors import ConfigError
 from worker.settings import Settings
 from worker.store import admin
 from worker.tenants import Tenants
+from worker.tenants_live import LiveTenants
 
 ANA_PASSWORD = "ana-correct-horse-42"
 BEA_PASSWORD = "bea-battery-staple-7"
@@ -260,3 +262,38 @@ def test_a_short_session_key_is_refused(redis_url: str) -> None:
     queue = InvoiceQueue(settings=settings)
     with pytest.raises(ConfigError, match="TFQ_CONSOLE_SECRET"):
         create_app(settings, queue=queue, tenants=Tenants.load(TENANTS_FILE))
+
+
+def test_a_new_password_or_a_removed_operator_ends_their_sessions(
+    redis_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "tenants.toml"
+
+    def write(operators: str) -> None:
+        path.write_text(TENANTS_FILE.read_text().split("[[operator]]")[0] + operators)
+
+    entry = '[[operator]]\nname = "ana"\npassword_hash = "{}"\ncuits = ["*"]\n'
+    write(entry.format(_cheap(ANA_PASSWORD)))
+    live = LiveTenants(path)
+    settings = Settings(redis_url=redis_url, key_prefix=unique_prefix("console-reload"))
+    queue = InvoiceQueue(settings=settings, key_prefix=settings.key_prefix)
+    with serving(create_app(settings, queue=queue, tenants=live)) as url:
+        console = Console(url, queue)
+        http, ok = console.login("ana", ANA_PASSWORD)
+        assert ok.status_code == 303
+
+        def page() -> int:
+            return http.get(f"{url}/console/batches", allow_redirects=False, timeout=10).status_code
+
+        assert page() == 200
+        write(entry.format(_cheap("ana-new-password-43")))
+        assert live.reload() is True
+        assert page() == 303  # the old password's session is over
+        http, ok = console.login("ana", "ana-new-password-43")
+        assert page() == 200
+        write("")
+        assert live.reload() is True
+        assert page() == 303  # no longer an operator
+    keys = list(queue.redis.scan_iter(match=f"{settings.key_prefix}*", count=1000))
+    if keys:
+        queue.redis.unlink(*keys)

@@ -37,6 +37,7 @@ from producers.console.kit import (
     base,
     operators_of,
     safe_next,
+    session_key,
     who_of,
 )
 from producers.console.passwords import check_password, hash_password
@@ -107,6 +108,7 @@ def create_console(settings: Settings, queue: InvoiceQueue, live: LiveTenants) -
             return response
         request.session.clear()  # a new session: nothing carried over from before login
         request.session["operator"] = operator.name
+        request.session["key"] = session_key(operator)
         csrf_token(request.session)
         console.act(who_of(operator), "login", operator.name)
         return RedirectResponse(f"{base(request)}{safe_next(next)}", status_code=303)

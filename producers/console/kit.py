@@ -4,6 +4,7 @@ handlers take `who: WhoDep` and `console: ConsoleDep`; `create_console` includes
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -52,13 +53,19 @@ def operators_of(live: LiveTenants) -> dict[str, Operator]:
 
 
 def current_operator(request: Request) -> Who:
-    """The logged-in operator (a dependency); `LoginRequired` when there is none, or when
-    they are no longer in the tenants file."""
+    """The logged-in operator (a dependency); `LoginRequired` when there is none, when
+    they are no longer in the tenants file, or when their password has changed since."""
     name = request.session.get("operator")
     operator = operators_of(request.app.state.live).get(name) if isinstance(name, str) else None
-    if operator is None:
+    if operator is None or request.session.get("key") != session_key(operator):
         raise LoginRequired
     return who_of(operator)
+
+
+def session_key(operator: Operator) -> str:
+    """What a session keeps of the password it was opened with: a new password (a new
+    hash in the tenants file) ends every session opened with the old one."""
+    return hashlib.sha256(operator.password_hash.encode()).hexdigest()[:32]
 
 
 WhoDep = Annotated[Who, Depends(current_operator)]
