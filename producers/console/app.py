@@ -28,7 +28,13 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from producers.cli.render import eta_text
 from producers.client import InvoiceQueue
-from producers.console import attention_pages, invoice_pages, ops_pages, queue_pages
+from producers.console import (
+    attention_pages,
+    charts_pages,
+    invoice_pages,
+    ops_pages,
+    queue_pages,
+)
 from producers.console.kit import (
     Console,
     LoginRequired,
@@ -55,6 +61,7 @@ PAGES = (
     attention_pages.router,
     invoice_pages.router,
     ops_pages.router,
+    charts_pages.router,
 )
 
 

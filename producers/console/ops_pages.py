@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from html import escape
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -15,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from producers.cli.render import duration
+from producers.console.charts import bar_chart
 from producers.console.kit import ConsoleDep, Who, WhoDep, base, is_fragment, when
 from worker.store.audits import FindingKind
 from worker.store.callbacks import CallbackField, Callbacks
@@ -207,50 +207,10 @@ def _audits(raw: dict[str, str], who: Who) -> list[dict[str, Any]]:
     return out
 
 
-BAR_HEIGHT = 18
-ROW_HEIGHT = 24
-LABEL_WIDTH = 110
-BAR_SPACE = 420
-VALUE_SPACE = 70
-CHART_TOP = 28
-
-
 def lane_chart(lanes: list[tuple[str, int]], title: str = "Queue depth per lane") -> Markup:
     """Horizontal bars of each lane's depth (deepest first), as an SVG with a <title>, a
     <desc> and a text label per bar; every text is escaped."""
-    count = len(lanes)
-    height = CHART_TOP + max(1, count) * ROW_HEIGHT + 4
-    width = LABEL_WIDTH + BAR_SPACE + VALUE_SPACE
-    deepest = max((depth for _, depth in lanes), default=0) or 1
-    desc = (
-        "; ".join(f"{name}: {depth} queued" for name, depth in lanes) or "No lane has jobs queued"
-    )
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-        f'aria-labelledby="lane-chart-title lane-chart-desc" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}">',
-        f'<title id="lane-chart-title">{escape(title)}</title>',
-        f'<desc id="lane-chart-desc">{escape(desc)}</desc>',
-        f'<text x="0" y="16" fill="currentColor" font-weight="600">{escape(title)}</text>',
-    ]
-    if not lanes:
-        parts.append(
-            f'<text x="0" y="{CHART_TOP + 16}" fill="currentColor">No lane has jobs queued</text>'
-        )
-    for i, (name, depth) in enumerate(lanes):
-        y = CHART_TOP + i * ROW_HEIGHT
-        bar = max(1, round(BAR_SPACE * depth / deepest)) if depth else 0
-        label, value = escape(name), escape(str(depth))
-        parts.append(
-            f"<g><title>{label}: {value} queued</title>"
-            f'<text x="0" y="{y + 14}" fill="currentColor">{label}</text>'
-            f'<rect x="{LABEL_WIDTH}" y="{y}" width="{bar}" height="{BAR_HEIGHT}" '
-            f'fill="#2e86de"></rect>'
-            f'<text x="{LABEL_WIDTH + bar + 6}" y="{y + 14}" fill="currentColor">{value}</text>'
-            "</g>"
-        )
-    parts.append("</svg>")
-    return Markup("".join(parts))  # noqa: S704 - built above from escaped text only
+    return bar_chart(lanes, title, "queued", chart_id="lane-chart", empty="No lane has jobs queued")
 
 
 @router.get("/health", response_class=HTMLResponse)
