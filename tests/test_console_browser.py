@@ -15,7 +15,13 @@ from playwright.sync_api import Page, expect
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.browser import screenshot
 from ops.testkit.examples import factura_b_jobs, load_example
-from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.testkit.harness import (
+    WorkerProcess,
+    data_dir_for,
+    unique_prefix,
+    wait_until,
+    worker_env,
+)
 from ops.testkit.webhook_receiver import running_receiver
 from producers.client import InvoiceQueue
 from producers.http.app import create_app
@@ -32,7 +38,9 @@ WAIT_MS = 60_000
 
 @pytest.fixture
 def live_queue(redis_url: str) -> Iterator[InvoiceQueue]:
-    settings = Settings(redis_url=redis_url, key_prefix=unique_prefix("console-ui"))
+    prefix = unique_prefix("console-ui")
+    # The worker's archive (worker_env puts it under data_dir_for(prefix)) is the intake's.
+    settings = Settings(redis_url=redis_url, key_prefix=prefix, data_dir=data_dir_for(prefix))
     queue = InvoiceQueue(settings=settings, key_prefix=settings.key_prefix)
     yield queue
     keys = list(queue.redis.scan_iter(match=f"{settings.key_prefix}*", count=1000))
@@ -77,7 +85,17 @@ def test_an_operator_watches_a_batch_finish_and_resumes_a_lane(
             # htmx refreshes the page's live part; no reload.
             expect(page.locator("#live")).to_contain_text("6 of 6 done", timeout=WAIT_MS)
             expect(page.locator("#live")).to_contain_text("100.0 %")
-        screenshot(page, "console-batch")
+            screenshot(page, "console-batch")
+
+            # The charts count the issued invoices once the worker has archived them.
+            page.get_by_role("link", name="Charts").click()
+            for _ in range(120):
+                if page.locator("#issued-total").inner_text() == "6":
+                    break
+                page.wait_for_timeout(250)
+                page.reload()
+            expect(page.locator("#issued-total")).to_have_text("6")
+            screenshot(page, "console-charts")
 
         page.get_by_role("link", name="Lanes").click()
         row = page.get_by_role("row").filter(has_text=MONO_CUIT)

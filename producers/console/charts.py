@@ -56,7 +56,9 @@ def bar_chart(
     in the bar's tooltip and the chart's <desc> ("3 queued")."""
     count = len(rows)
     height = CHART_TOP + max(1, count) * ROW_HEIGHT + 4
-    width = LABEL_WIDTH + BAR_SPACE + VALUE_SPACE
+    # Room for the longest label (about 8 px a character at the page's font size).
+    label_width = max([LABEL_WIDTH] + [8 * len(label) + 12 for label, _ in rows])
+    width = label_width + BAR_SPACE + VALUE_SPACE
     largest = max((value for _, value in rows), default=0) or 1
     desc = "; ".join(f"{label}: {value} {unit}".rstrip() for label, value in rows) or empty
     parts = _open(escape(chart_id), title, desc, width, height)
@@ -69,9 +71,9 @@ def bar_chart(
         parts.append(
             f"<g><title>{label}: {value} {escape(unit)}</title>"
             f'<text x="0" y="{y + 14}" fill="currentColor">{label}</text>'
-            f'<rect x="{LABEL_WIDTH}" y="{y}" width="{bar}" height="{BAR_HEIGHT}" '
+            f'<rect x="{label_width}" y="{y}" width="{bar}" height="{BAR_HEIGHT}" '
             f'fill="{BAR_COLOUR}"></rect>'
-            f'<text x="{LABEL_WIDTH + bar + 6}" y="{y + 14}" fill="currentColor">{value}</text>'
+            f'<text x="{label_width + bar + 6}" y="{y + 14}" fill="currentColor">{value}</text>'
             "</g>"
         )
     return _close(parts)
