@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from unittest.mock import ANY
 
@@ -341,6 +342,7 @@ def test_lane_and_job_writes_of_a_stale_worker_are_refused(store: LaneStore) -> 
     failure = {"kind": "transient", "error": "timeout", "messages": ["slow"]}
     assert not store.record_failed_call(CUIT_A, old, ids, **failure)  # type: ignore[arg-type]
     assert "last_error" not in (store.job(ids[0]) or {})
+    assert "log" not in (store.job(ids[0]) or {})
     assert store.record_failed_call(CUIT_A, live, ids, **failure)  # type: ignore[arg-type]
     rec = store.job(ids[1]) or {}
     assert (rec["last_kind"], rec["last_error"], rec["last_messages"]) == (
@@ -424,3 +426,22 @@ def test_regenerar_pdf_takes_its_accounts_turn(store: LaneStore) -> None:
     assert turn("acct-a") == [b"go"]
     assert turn("acct-a")[0] == b"wait"
     assert turn("acct-b") == [b"go"]
+
+
+def test_failed_calls_build_a_capped_attempts_log(store: LaneStore) -> None:
+    """Each failed call is appended to its jobs' attempts log (the result's attempt_log),
+    newest last, the newest 20 kept; a stale worker appends nothing."""
+    store.enqueue([job(1)])
+    live = claim_all(store)[CUIT_A]
+    job_id = f"job{CUIT_A}1"
+    assert "log" not in (store.job(job_id) or {})
+    for i in range(22):
+        assert store.record_failed_call(
+            CUIT_A, live, [job_id], kind="transient", error=f"timeout {i}", messages=[]
+        )
+    log = json.loads((store.job(job_id) or {})["log"])
+    assert len(log) == 20
+    assert [e["error"] for e in log[-2:]] == ["timeout 20", "timeout 21"]
+    assert log[0]["error"] == "timeout 2"
+    assert {e["outcome"] for e in log} == {"transient"}
+    assert all(e["at"] > 1.7e9 for e in log)
