@@ -26,6 +26,7 @@ from tests.test_http import serving
 from worker.archive import db
 from worker.archive.repository import Archive, row_from_record
 from worker.settings import Settings
+from worker.store.keys import Stat
 from worker.tenants import Tenants
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -197,3 +198,14 @@ def test_the_live_part_refreshes_as_an_htmx_fragment(charted: tuple[Console, flo
     assert "<nav" not in part.text
     assert _total(part.text) == 4
     assert 'aria-labelledby="issued-chart-title' in part.text
+
+
+def test_outcomes_show_failed_calls_by_class(charted: tuple[Console, float]) -> None:
+    console, _ = charted
+    store = console.queue.store
+    store.r.hset(store.keys.stats, mapping={Stat.INVOICING_CALLS: 10, Stat.failed("transient"): 3})
+    http, _ = console.login("ana", ANA_PASSWORD)
+    html = http.get(f"{console.url}/console/charts", timeout=10).text
+    chart = html[html.index('id="outcome-chart-title"') :]
+    assert "<title>invoicing calls: 10 calls</title>" in chart
+    assert "<title>transient: 3 calls</title>" in chart

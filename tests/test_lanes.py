@@ -10,6 +10,7 @@ import pytest
 
 from worker.dispatcher import Dispatcher
 from worker.store.jobs import InvalidBatchName, JobResult, NewJob, check_batch_name
+from worker.store.keys import Stat
 from worker.store.lanes import LaneStore
 from worker.store.scripts import Enqueued, Released
 from worker.tusfacturas.client import REGENERAR_PDF
@@ -445,3 +446,4 @@ def test_failed_calls_build_a_capped_attempts_log(store: LaneStore) -> None:
     assert log[0]["error"] == "timeout 2"
     assert {e["outcome"] for e in log} == {"transient"}
     assert all(e["at"] > 1.7e9 for e in log)
+    assert store.gauges().stats[Stat.failed("transient")] == 22  # once per call

@@ -20,7 +20,7 @@ from worker.archive import db
 from worker.archive.schema import ArchivedJob
 from worker.errors import ConfigError
 from worker.store.jobs import JobStatus
-from worker.store.keys import Stat
+from worker.store.keys import FAILED_PREFIX, Stat
 from worker.store.queries import lanes_doc
 
 router = APIRouter()
@@ -101,6 +101,16 @@ def charts(
          if key.startswith(CALLS_PREFIX)),
         key=lambda row: (-row[1], row[0]),
     )  # fmt: skip
+    failures = sorted(
+        ((key.removeprefix(FAILED_PREFIX), n) for key, n in stats.items()
+         if key.startswith(FAILED_PREFIX)),
+        key=lambda row: (-row[1], row[0]),
+    )  # fmt: skip
+    outcomes = bar_chart(
+        [("invoicing calls", stats.get(Stat.INVOICING_CALLS, 0)), *failures],
+        "Invoicing calls, and the failed ones by class (all CUITs)", "calls",
+        chart_id="outcome-chart",
+    )  # fmt: skip
     endpoints = bar_chart(
         calls, "TusFacturas API calls by endpoint (all CUITs)", "calls",
         chart_id="calls-chart", empty="No API call counted yet",
@@ -112,7 +122,7 @@ def charts(
         request, template, who,
         now=when(g.now), hours=span, max_hours=MAX_HOURS, issued=issued,
         issued_total=sum(n for _, n in columns), archive_error=archive_error,
-        statuses=statuses, endpoints=endpoints,
+        statuses=statuses, outcomes=outcomes, endpoints=endpoints,
         queued=sum(stats.get(Stat.jobs(s), 0) for s in UNFINISHED),
         oldest_age=duration(g.now - g.oldest_pending) if g.oldest_pending else "-",
         lanes=lane_chart(deepest, f"The {len(deepest)} deepest lanes you may see"

@@ -346,8 +346,8 @@ class CallbackField(StrEnum):
 
 
 class Stat(StrEnum):
-    """Counters of the `stats` hash, besides `jobs:<status>` (`Stat.jobs`) and
-    `calls:<endpoint>` (`Stat.calls`)."""
+    """Counters of the `stats` hash, besides `jobs:<status>` (`Stat.jobs`),
+    `calls:<endpoint>` (`Stat.calls`) and `failed:<class>` (`Stat.failed`)."""
 
     INVOICING_CALLS = "calls:invoicing"
     LEASES_REAPED = "leases:reaped"
@@ -364,6 +364,14 @@ class Stat(StrEnum):
     @staticmethod
     def calls(endpoint: str) -> str:
         return f"calls:{endpoint}"
+
+    @staticmethod
+    def failed(kind: str) -> str:
+        """Failed invoicing calls of one class (transient, ambiguous, rejected, ...)."""
+        return f"{FAILED_PREFIX}{kind}"
+
+
+FAILED_PREFIX = "failed:"
 
 
 def lua_prelude() -> str:

@@ -9,6 +9,7 @@ local ATTEMPT_LOG_MAX = 20
 local P, cuit, token, kind, err, messages = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if redis.call('HGET', K.lane_state(P, cuit), 'token') ~= token then return -1 end
 local now = now_s()
+redis.call('HINCRBY', K.stats(P), 'failed:' .. kind, 1)  -- Stat.failed: once per call
 for i = 7, #ARGV do
   local job = K.job(P, ARGV[i])
   local raw = redis.call('HGET', job, 'log')
