@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
+from producers.client import Submitted
 from producers.http.auth import CallerDep, cuit_of
 from producers.http.context import Intake
 from producers.http.problems import RETRY_AFTER_SECONDS, Problem
@@ -54,6 +56,33 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
             errors=[FieldError("cuit", "not one of this client's CUITs")],
         )
 
+    def queued(submit: Callable[[], Submitted], cuit: str | None, what: str) -> Response:
+        """Queue a job (an invoice, a credit note) and answer as every queuing route does:
+        201 with the new job, 200 with the job its key already has; a refusal is a 422
+        naming each field, a job not yet on disk a 503."""
+        try:
+            submitted = submit()
+        except NotOnDisk as exc:
+            raise not_on_disk(exc) from None
+        except InvalidJob as exc:
+            intake.envelopes.labels("refused").inc()
+            raise Problem(
+                422,
+                f"{what} was refused: {len(exc.errors)} problem(s), each named by its path",
+                slug="invalid-job",
+                errors=exc.errors,
+            ) from None
+        intake.envelopes.labels("duplicate" if submitted.duplicate else "accepted").inc()
+        job = queue.status(submitted.job_id)
+        if job is None:  # an issued job's record past its retention: the key stays taken
+            job = {"job_id": submitted.job_id, "cuit": cuit, "status": None}
+        job["duplicate"] = submitted.duplicate
+        return JSONResponse(
+            job,
+            status_code=200 if submitted.duplicate else 201,
+            headers={"Location": f"/v1/invoices/{submitted.job_id}"},
+        )
+
     @app.post(
         "/v1/invoices",
         status_code=201,
@@ -87,28 +116,7 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
         cuit = cuit_of(envelope)
         if cuit is not None and cuit not in who.cuits:
             raise forbidden()
-        try:
-            submitted = queue.submit(envelope)
-        except NotOnDisk as exc:
-            raise not_on_disk(exc) from None
-        except InvalidJob as exc:
-            intake.envelopes.labels("refused").inc()
-            raise Problem(
-                422,
-                f"the job was refused: {len(exc.errors)} problem(s), each named by its path",
-                slug="invalid-job",
-                errors=exc.errors,
-            ) from None
-        intake.envelopes.labels("duplicate" if submitted.duplicate else "accepted").inc()
-        job = queue.status(submitted.job_id)
-        if job is None:  # an issued job's record past its retention: the key stays taken
-            job = {"job_id": submitted.job_id, "cuit": cuit, "status": None}
-        job["duplicate"] = submitted.duplicate
-        return JSONResponse(
-            job,
-            status_code=200 if submitted.duplicate else 201,
-            headers={"Location": f"/v1/invoices/{submitted.job_id}"},
-        )
+        return queued(lambda: queue.submit(envelope), cuit, "the job")
 
     @app.post(
         "/v1/invoices/{job_id}/credit-note",
@@ -140,30 +148,13 @@ def install_routes(app: FastAPI, intake: Intake) -> None:
             raise Problem(403, "this job's CUIT is not one of this client's", slug="forbidden-cuit")
         body = body or CreditNoteIn()
         try:
-            submitted = queue.void(job_id, reason=body.reason, amount=body.amount)
+            return queued(
+                lambda: queue.void(job_id, reason=body.reason, amount=body.amount),
+                original.cuit,
+                "the credit note",
+            )
         except CannotVoid as exc:
             raise Problem(exc.status, exc.message, slug=exc.slug, errors=exc.errors) from None
-        except NotOnDisk as exc:
-            raise not_on_disk(exc) from None
-        except InvalidJob as exc:
-            intake.envelopes.labels("refused").inc()
-            raise Problem(
-                422,
-                f"the credit note was refused: {len(exc.errors)} problem(s), each named by "
-                "its path",
-                slug="invalid-job",
-                errors=exc.errors,
-            ) from None
-        intake.envelopes.labels("duplicate" if submitted.duplicate else "accepted").inc()
-        job = queue.status(submitted.job_id)
-        if job is None:  # an issued note's record past its retention: the key stays taken
-            job = {"job_id": submitted.job_id, "cuit": original.cuit, "status": None}
-        job["duplicate"] = submitted.duplicate
-        return JSONResponse(
-            job,
-            status_code=200 if submitted.duplicate else 201,
-            headers={"Location": f"/v1/invoices/{submitted.job_id}"},
-        )
 
     @app.post(
         "/v1/batches",
