@@ -18,11 +18,11 @@ import pytest
 import requests
 
 from ops.testkit.examples import load_example
-from ops.testkit.harness import unique_prefix
+from ops.testkit.harness import serving, unique_prefix
 from producers.client import InvoiceQueue
 from producers.http.app import create_app
 from tests.conftest import MONO_CUIT, RI_CUIT
-from tests.test_http import assert_problem, auth, serving, tenants_with_clients
+from tests.test_http import assert_problem, auth, tenants_with_clients
 from worker.accounting import sales as sales_module
 from worker.accounting.export import COLUMNS, sale_row, write_csv, write_jsonl
 from worker.accounting.sales import Period, Sales, decode_cursor

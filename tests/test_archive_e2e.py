@@ -15,13 +15,12 @@ import requests
 
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.examples import factura_b_jobs
-from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.testkit.harness import WorkerProcess, serving, unique_prefix, wait_until, worker_env
 from ops.testkit.webhook_receiver import running_receiver
 from producers.client import InvoiceQueue
 from producers.http.app import create_app
 from producers.http.auth import token_sha256
 from tests.conftest import RI_CUIT, TENANTS_FILE
-from tests.test_http import serving
 from worker.archive import db
 from worker.archive.repository import Archive
 from worker.settings import Settings

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from playwright.sync_api import Browser, Page, expect
 
 from ops.testkit.browser import CHROMIUM_FLAGS, ROOT, Proc, descendants, screenshot
-from tests.test_http import serving
+from ops.testkit.harness import serving
 
 FORM = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Queue an invoice</title></head>

@@ -14,12 +14,11 @@ import pytest
 import requests
 
 from ops.testkit.examples import factura_b_jobs
-from ops.testkit.harness import unique_prefix
+from ops.testkit.harness import serving, unique_prefix
 from producers.client import InvoiceQueue
 from producers.console.passwords import check_password, hash_password
 from producers.http.app import create_app
 from tests.conftest import MONO_CUIT, RI_CUIT, TENANTS_FILE
-from tests.test_http import serving
 from worker.errors import ConfigError
 from worker.settings import Settings
 from worker.store import admin

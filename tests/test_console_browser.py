@@ -18,6 +18,7 @@ from ops.testkit.examples import factura_b_jobs, load_example
 from ops.testkit.harness import (
     WorkerProcess,
     data_dir_for,
+    serving,
     unique_prefix,
     wait_until,
     worker_env,
@@ -26,7 +27,6 @@ from ops.testkit.webhook_receiver import running_receiver
 from producers.client import InvoiceQueue
 from producers.http.app import create_app
 from tests.conftest import MONO_CUIT, RI_CUIT, TENANTS_FILE
-from tests.test_http import serving
 from worker.invoice.rules import argentina_today
 from worker.settings import Settings
 from worker.store.callbacks import Callbacks

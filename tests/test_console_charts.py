@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.testkit.harness import unique_prefix
+from ops.testkit.harness import serving, unique_prefix
 from producers.client import InvoiceQueue
 from producers.console.charts import bar_chart, column_chart, per_minute
 from producers.console.charts_pages import hours_of
@@ -22,7 +22,6 @@ from producers.http.app import create_app
 from tests.conftest import MONO_CUIT, RI_CUIT, TENANTS_FILE
 from tests.test_accounting_export import issued_record
 from tests.test_console import ANA_PASSWORD, BEA_PASSWORD, Console, _cheap, _secrets_revealed
-from tests.test_http import serving
 from worker.archive import db
 from worker.archive.repository import Archive, row_from_record
 from worker.settings import Settings

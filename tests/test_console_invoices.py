@@ -16,7 +16,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from ops.testkit.browser import screenshot
-from ops.testkit.harness import unique_prefix
+from ops.testkit.harness import serving, unique_prefix
 from producers.client import InvoiceQueue
 from producers.console import invoice_pages
 from producers.http.app import create_app
@@ -30,7 +30,6 @@ from tests.test_console import (
     _csrf,
     _secrets_revealed,
 )
-from tests.test_http import serving
 from worker.archive import db
 from worker.archive.pdfs import PdfStore
 from worker.archive.repository import Archive, row_from_record

@@ -42,7 +42,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from ops.sandbox.server import SandboxProcess
-from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.testkit.harness import WorkerProcess, serving, unique_prefix, wait_until, worker_env
 from producers.client import InvoiceQueue
 from producers.http.app import create_app
 from tests.conftest import TENANTS_FILE
@@ -58,7 +58,6 @@ from tests.hostile_strategies import (
     string_values,
     unknown_keys,
 )
-from tests.test_http import serving
 from worker.errors import FieldError, InvalidJob
 from worker.invoice.envelope import validate_envelope
 from worker.settings import Settings

@@ -5,11 +5,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +14,11 @@ from typing import Any
 import pytest
 import redis
 import requests
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.bench.intake import IntakeProcess, process_tree
 from ops.testkit.examples import load_examples
-from ops.testkit.harness import unique_prefix
+from ops.testkit.harness import serving, unique_prefix
 from ops.testkit.localredis import free_port
 from producers.client import InvoiceQueue
 from producers.http.app import create_app
@@ -68,28 +64,6 @@ def envelope(name: str = "factura_b", ref: str | None = None) -> dict[str, Any]:
 
 def auth(token: str = SHOP_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """uvicorn with `app` in a thread on a free port; yields the base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @dataclass

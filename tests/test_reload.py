@@ -19,12 +19,11 @@ from prometheus_client import REGISTRY
 
 from ops.sandbox.server import SandboxProcess, free_port
 from ops.testkit.examples import factura_b_jobs
-from ops.testkit.harness import WorkerProcess, unique_prefix, wait_until, worker_env
+from ops.testkit.harness import WorkerProcess, serving, unique_prefix, wait_until, worker_env
 from producers.client import InvoiceQueue
 from producers.http.app import create_app
 from producers.http.auth import token_sha256
 from tests.conftest import MONO_CUIT, RI_CUIT, TENANTS_FILE
-from tests.test_http import serving
 from worker.logs import SECRET_FILTER
 from worker.settings import Settings
 from worker.store.jobs import JobStatus

@@ -19,12 +19,11 @@ import requests
 
 from ops.sandbox.server import SandboxProcess
 from ops.testkit.examples import factura_b_jobs, load_examples
-from ops.testkit.harness import WorkerProcess, unique_prefix, worker_env
+from ops.testkit.harness import WorkerProcess, serving, unique_prefix, worker_env
 from producers.client import InvoiceQueue
 from producers.http.app import create_app
 from producers.http.auth import token_sha256
 from tests.conftest import MONO_CUIT, RI_CUIT, TENANTS_FILE
-from tests.test_http import serving
 from worker.accounting.credit_notes import (
     CannotVoid,
     Original,

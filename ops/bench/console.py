@@ -30,9 +30,7 @@ import io
 import json
 import pstats
 import re
-import socket
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,10 +39,9 @@ from typing import Any
 import fastapi.dependencies.utils
 import fastapi.routing
 import requests
-import uvicorn
 
 from ops.bench.kit import JobMaker, make_cuits, percentile, unlink_prefix
-from ops.testkit.harness import unique_prefix
+from ops.testkit.harness import serving, unique_prefix
 from ops.testkit.localredis import ensure
 from producers.client import InvoiceQueue
 from producers.console.passwords import hash_password
@@ -77,29 +74,6 @@ QUICK = Sizes(jobs=500, cuits=50, requests=5, warmups=1, profile=1)
 
 
 # --- the app -----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """uvicorn with `app` in a thread on a free port; yields the base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def tenants_for(cuits: list[str]) -> Tenants:
