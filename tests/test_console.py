@@ -5,7 +5,8 @@ audit log."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,8 @@ def _csrf(html: str) -> str:
     return found.group(1)
 
 
-@pytest.fixture
-def console(redis_url: str) -> Iterator[Console]:
+def operators_tenants() -> Tenants:
+    """The example tenants with two operators: ana sees every CUIT, bea only MONO_CUIT's."""
     raw = {
         "tenant": [t.model_dump() for t in Tenants.load(TENANTS_FILE).data.tenant],
         "operator": [
@@ -69,17 +70,32 @@ def console(redis_url: str) -> Iterator[Console]:
             {"name": "bea", "password_hash": _cheap(BEA_PASSWORD), "cuits": [MONO_CUIT]},
         ],
     }
-    tenants = Tenants.from_dict(_secrets_revealed(raw))
-    settings = Settings(redis_url=redis_url, key_prefix=unique_prefix("console"))
+    return Tenants.from_dict(_secrets_revealed(raw))
+
+
+@contextmanager
+def serve_console(
+    settings: Settings, prepare: Callable[[InvoiceQueue], object] = lambda queue: None
+) -> Iterator[Console]:
+    """The intake (and its console) over `settings` for `operators_tenants()`, served on
+    a free port; `prepare(queue)` runs first (an archive to fill); the prefix's keys go
+    after."""
     queue = InvoiceQueue(settings=settings, key_prefix=settings.key_prefix)
-    app = create_app(settings, queue=queue, tenants=tenants)
     try:
+        prepare(queue)
+        app = create_app(settings, queue=queue, tenants=operators_tenants())
         with serving(app) as url:
             yield Console(url, queue)
     finally:
         keys = list(queue.redis.scan_iter(match=f"{settings.key_prefix}*", count=1000))
         if keys:
             queue.redis.unlink(*keys)
+
+
+@pytest.fixture
+def console(redis_url: str) -> Iterator[Console]:
+    with serve_console(Settings(redis_url=redis_url, key_prefix=unique_prefix("console"))) as c:
+        yield c
 
 
 def _secrets_revealed(value: Any) -> Any:

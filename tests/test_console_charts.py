@@ -13,20 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from ops.testkit.harness import serving, unique_prefix
-from producers.client import InvoiceQueue
+from ops.testkit.harness import unique_prefix
 from producers.console.charts import bar_chart, column_chart, per_minute
 from producers.console.charts_pages import hours_of
 from producers.console.ops_pages import lane_chart
-from producers.http.app import create_app
-from tests.conftest import MONO_CUIT, RI_CUIT, TENANTS_FILE
+from tests.conftest import RI_CUIT
 from tests.test_accounting_export import issued_record
-from tests.test_console import ANA_PASSWORD, BEA_PASSWORD, Console, _cheap, _secrets_revealed
+from tests.test_console import ANA_PASSWORD, BEA_PASSWORD, Console, serve_console
 from worker.archive import db
 from worker.archive.repository import Archive, row_from_record
 from worker.settings import Settings
 from worker.store.keys import Stat
-from worker.tenants import Tenants
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -115,26 +112,11 @@ def charted(redis_url: str, tmp_path: Path) -> Iterator[tuple[Console, float]]:
             for n, j, num, at in rows
         ]
     )
-    raw = {
-        "tenant": [t.model_dump() for t in Tenants.load(TENANTS_FILE).data.tenant],
-        "operator": [
-            {"name": "ana", "password_hash": _cheap(ANA_PASSWORD), "cuits": ["*"]},
-            {"name": "bea", "password_hash": _cheap(BEA_PASSWORD), "cuits": [MONO_CUIT]},
-        ],
-    }
-    tenants = Tenants.from_dict(_secrets_revealed(raw))
     settings = Settings(
         redis_url=redis_url, key_prefix=unique_prefix("charts"), archive_url=archive_url
     )
-    queue = InvoiceQueue(settings=settings, key_prefix=settings.key_prefix)
-    app = create_app(settings, queue=queue, tenants=tenants)
-    try:
-        with serving(app) as url:
-            yield Console(url, queue), minute
-    finally:
-        keys = list(queue.redis.scan_iter(match=f"{settings.key_prefix}*", count=1000))
-        if keys:
-            queue.redis.unlink(*keys)
+    with serve_console(settings) as console:
+        yield console, minute
 
 
 def _hhmm(ts: float) -> str:

@@ -16,19 +16,17 @@ import requests
 from playwright.sync_api import Page, expect
 
 from ops.testkit.browser import screenshot
-from ops.testkit.harness import serving, unique_prefix
+from ops.testkit.harness import unique_prefix
 from producers.client import InvoiceQueue
 from producers.console import invoice_pages
-from producers.http.app import create_app
 from tests.conftest import MONO_CUIT, RI_CUIT, TENANTS_FILE
 from tests.test_accounting_export import issued_record
 from tests.test_console import (
     ANA_PASSWORD,
     BEA_PASSWORD,
     Console,
-    _cheap,
     _csrf,
-    _secrets_revealed,
+    serve_console,
 )
 from worker.archive import db
 from worker.archive.pdfs import PdfStore
@@ -37,7 +35,6 @@ from worker.invoice.rules import argentina_today
 from worker.settings import Settings
 from worker.store import admin
 from worker.store.keys import JobField
-from worker.tenants import Tenants
 
 TODAY = argentina_today()
 EARLY = TODAY - timedelta(days=40)
@@ -63,31 +60,19 @@ def _rows(pdfs: PdfStore) -> list[dict[str, Any]]:
 def invoices(redis_url: str, tmp_path: Path) -> Iterator[Console]:
     """The console (as tests/test_console.py's fixture) over an archive of its own, a
     SQLite file with six issued invoices, one of them with its PDF kept."""
-    raw = {
-        "tenant": [t.model_dump() for t in Tenants.load(TENANTS_FILE).data.tenant],
-        "operator": [
-            {"name": "ana", "password_hash": _cheap(ANA_PASSWORD), "cuits": ["*"]},
-            {"name": "bea", "password_hash": _cheap(BEA_PASSWORD), "cuits": [MONO_CUIT]},
-        ],
-    }
-    tenants = Tenants.from_dict(_secrets_revealed(raw))
     settings = Settings(
         redis_url=redis_url,
         key_prefix=unique_prefix("console-inv"),
         archive_url=f"sqlite:///{tmp_path / 'archive.sqlite3'}",
         pdf_dir=str(tmp_path / "pdfs"),
     )
-    queue = InvoiceQueue(settings=settings, key_prefix=settings.key_prefix)
-    db.migrate(queue.archive.engine)
-    Archive(queue.archive.engine).upsert(_rows(PdfStore(settings.pdf_store_url)))
-    app = create_app(settings, queue=queue, tenants=tenants)
-    try:
-        with serving(app) as url:
-            yield Console(url, queue)
-    finally:
-        keys = list(queue.redis.scan_iter(match=f"{settings.key_prefix}*", count=1000))
-        if keys:
-            queue.redis.unlink(*keys)
+
+    def fill(queue: InvoiceQueue) -> None:
+        db.migrate(queue.archive.engine)
+        Archive(queue.archive.engine).upsert(_rows(PdfStore(settings.pdf_store_url)))
+
+    with serve_console(settings, fill) as console:
+        yield console
 
 
 def _listed(html: str) -> set[str]:
