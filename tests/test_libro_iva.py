@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from ops.testkit.examples import load_example
 from producers.cli import app
+from tests.test_accounting_export import issued_record
 from worker.accounting import libro_iva
 from worker.accounting.libro_iva import (
     ALICUOTA_LAYOUT,
@@ -38,10 +39,8 @@ from worker.accounting.sales import Sale, sale_of
 from worker.archive import db
 from worker.archive.repository import Archive, row_from_record
 from worker.archive.schema import ArchivedJob
-from worker.invoice.envelope import validate_envelope
 from worker.invoice.rules import Subtotals
 from worker.settings import get_settings
-from worker.store.jobs import pack_envelope
 
 TODAY = date(2026, 11, 20)  # the examples' date
 ISSUER = "20111111112"  # the examples' CUIT (factura_c's is another)
@@ -362,27 +361,6 @@ def test_write_uses_crlf_and_leaves_no_file_when_a_sale_does_not_fit(tmp_path: P
 # --- through the command, on a real SQLite archive -------------------------------------
 
 
-def record(example: str, job_id: str, numero: int, status: str = "issued") -> dict[str, Any]:
-    """A job hash as the worker leaves it in Redis, for `example` issued as `numero`
-    (built as tests/test_archive.py builds them)."""
-    data = load_example(example, TODAY)
-    data["invoice"]["comprobante"]["external_reference"] += f"-{job_id}"
-    env = validate_envelope(data, today=TODAY)
-    comprobante = env.invoice.comprobante
-    rec: dict[str, Any] = {
-        "id": job_id, "cuit": env.cuit, "ref": comprobante.external_reference,
-        "pv": str(comprobante.punto_venta), "tipo": comprobante.tipo, "status": status,
-        "batch": "", "env": pack_envelope(env), "attempts": "1",
-        "created": "1764000000.5", "updated": "1764000001.0", "finished": "1764000001.0",
-        "log": json.dumps([{"at": 1.0, "outcome": status}]),
-    }  # fmt: skip
-    if status == "issued":
-        rec |= {"numero": str(numero), "cae": "76123456789012", "cae_vencimiento": "30/11/2026"}
-    else:
-        rec |= {"errors": json.dumps(["El campo X es invalido"])}
-    return rec
-
-
 @pytest.fixture
 def archive_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Archive]:
     url = f"sqlite:///{tmp_path / 'archive.sqlite3'}"
@@ -396,12 +374,12 @@ def archive_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Arc
 
 def test_command_writes_both_files_from_the_archive(archive_env: Archive, tmp_path: Path) -> None:
     archive_env.upsert([
-        row_from_record(record("factura_a", "a1", 123)),
-        row_from_record(record("factura_b", "b1", 45)),
-        row_from_record(record("nota_credito_b", "nc1", 46)),
-        row_from_record(record("factura_dolares", "usd1", 124)),
-        row_from_record(record("factura_c", "c1", 381)),  # another CUIT: not in this book
-        row_from_record(record("factura_b", "bad1", 0, status="rejected")),  # not issued
+        row_from_record(issued_record("factura_a", "a1", 123)),
+        row_from_record(issued_record("factura_b", "b1", 45)),
+        row_from_record(issued_record("nota_credito_b", "nc1", 46)),
+        row_from_record(issued_record("factura_dolares", "usd1", 124)),
+        row_from_record(issued_record("factura_c", "c1", 381)),  # another CUIT: not in this book
+        row_from_record(issued_record("factura_b", "bad1", 0, status="rejected")),  # not issued
     ])  # fmt: skip
     out = tmp_path / "libro"
     result = runner.invoke(
