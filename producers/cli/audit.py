@@ -55,8 +55,6 @@ def audit(
     error: nothing is then compared), 2 for a usage or configuration error."""
     import time
 
-    from sqlalchemy.exc import SQLAlchemyError
-
     from worker.accounting.audit import (
         DEFAULT_MAX_CALLS,
         AuditError,
@@ -119,8 +117,6 @@ def audit(
             report = run_audit(plan, walk, engine, include_test=any(p.test for p in pdvs))
         except AuditError as exc:
             fail(f"audit stopped, nothing compared: {exc}", as_json)
-        except SQLAlchemyError as exc:
-            fail(f"the archive could not be read (TFQ_ARCHIVE_URL): {type(exc).__name__}", as_json)
         summary = AuditSummary(
             cuit, time.time(), first.isoformat(), last.isoformat(), report.counts()
         )

@@ -110,8 +110,12 @@ def fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
 @contextmanager
 def store_errors(as_json: bool) -> Iterator[None]:
     """A Redis failure as one line naming the Redis (without its credentials), exit 1;
-    likewise an archive that cannot be read."""
+    likewise an archive that cannot be read (the driver's error class, never its text,
+    which can quote the SQL and the URL)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from producers.cli.render import redis_where
+    from worker.archive import db
     from worker.archive.results import ArchiveUnavailable
     from worker.settings import get_settings
     from worker.store.errors import StoreError
@@ -123,6 +127,9 @@ def store_errors(as_json: bool) -> Iterator[None]:
         fail(f"Redis at {where} (TFQ_REDIS_URL): {exc}", as_json)
     except ArchiveUnavailable as exc:
         fail(f"{exc} (TFQ_ARCHIVE_URL)", as_json)
+    except SQLAlchemyError as exc:
+        where = db.safe_url(get_settings().archive_database_url)
+        fail(f"archive at {where} (TFQ_ARCHIVE_URL): {type(exc).__name__}", as_json)
 
 
 def open_queue() -> InvoiceQueue:

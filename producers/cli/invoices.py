@@ -74,7 +74,6 @@ def export(
     """The period's issued invoices and notes from the archive, for the accountant: one
     row each (credit notes negative), then a TOTAL row per currency (and in pesos when
     there are several). Exit 1 when the archive cannot be read."""
-    from sqlalchemy.exc import SQLAlchemyError
 
     from worker.accounting.export import VAT_COLUMNS, write_csv, write_jsonl
     from worker.accounting.sales import Period, Sales
@@ -89,7 +88,7 @@ def export(
         first, last, None if cuit is None else frozenset({cuit}), include_test=include_test
     )
     write = write_csv if fmt == "csv" else write_jsonl
-    try:
+    with store_errors(False):
         sales = Sales(db.engine_for(url)).all(period)
         if output is None:
             write(sales, sys.stdout)
@@ -98,8 +97,6 @@ def export(
         with tmp.open("w", encoding="utf-8", newline="") as out:
             totals = write(sales, out)
         tmp.replace(output)
-    except SQLAlchemyError as exc:
-        fail(f"archive at {db.safe_url(url)} (TFQ_ARCHIVE_URL): {type(exc).__name__}", False)
     typer.echo(f"{output}: {totals.count} invoices and notes, {first} to {last}")
     for row in totals.rows():
         vat = sum(row[c] for c in VAT_COLUMNS.values())
@@ -132,7 +129,6 @@ def libro_iva(
     days = _period(period)
     if days is None:
         fail(f"--period must be a month as YYYY-MM, not {period!r}", as_json, code=2)
-    from sqlalchemy.exc import SQLAlchemyError
 
     from worker.accounting.libro_iva import LibroIvaError, write_libro_iva
     from worker.accounting.sales import Period, Sales, UnreadableSale
@@ -142,13 +138,12 @@ def libro_iva(
     url = get_settings().archive_database_url
     sales = Sales(db.engine_for(url)).all(Period(days[0], days[1], cuits=frozenset({cuit})))
     try:
-        result = write_libro_iva(sales, output, cuit, days[0])
+        with store_errors(as_json):
+            result = write_libro_iva(sales, output, cuit, days[0])
     except (LibroIvaError, UnreadableSale) as exc:
         fail(str(exc), as_json)
     except OSError as exc:
         fail(f"{output}: {type(exc).__name__}: {exc.strerror or exc}", as_json)
-    except SQLAlchemyError as exc:
-        fail(f"archive at {db.safe_url(url)} (TFQ_ARCHIVE_URL): {type(exc).__name__}", as_json)
     doc = {"period": period, "cuit": cuit, **result.as_dict()}
     lines = [
         f"{result.comprobantes_path}: {result.comprobantes} comprobantes",
