@@ -149,10 +149,12 @@ LANE_HEADS_CHUNK = 50
 def lane_reads(store: LaneStore, cuits: list[str], *, head: int = 0) -> list[LaneRead]:
     """The lanes of `cuits` (in that order): depth, state and ready score of each, and the
     placements of each one's first `head` jobs as runs (none with 0). One script call per
-    LANE_HEADS_CHUNK lanes (lane_heads.lua), not a command per job."""
+    LANE_HEADS_CHUNK lanes (lane_heads.lua), not a command per job; without heads, per
+    PIPELINE_CHUNK lanes."""
     out: list[LaneRead] = []
-    for start in range(0, len(cuits), LANE_HEADS_CHUNK):
-        chunk = cuits[start : start + LANE_HEADS_CHUNK]
+    size = LANE_HEADS_CHUNK if head else PIPELINE_CHUNK
+    for start in range(0, len(cuits), size):
+        chunk = cuits[start : start + size]
         replies = store.run_script("lane_heads", head, *chunk)
         for cuit, (depth, raw_state, score, flat) in zip(chunk, replies, strict=True):
             state = _texts_pairs(raw_state)
@@ -171,22 +173,12 @@ def _texts_pairs(flat: list[Any]) -> dict[str, str]:
 
 def lanes_doc(store: LaneStore, *, limit: int) -> LanesDoc:
     """Every lane, deepest first (then by CUIT), cut to `limit`; totals over all of them."""
-    r, keys = store.r, store.keys
-    cuits = sorted(text(c) for c in r.smembers(keys.lanes))
+    cuits = sorted(text(c) for c in store.r.smembers(store.keys.lanes))
     now = store.now()
-    rows: list[LaneRow] = []
-    for start in range(0, len(cuits), PIPELINE_CHUNK):
-        chunk = cuits[start : start + PIPELINE_CHUNK]
-        pipe = r.pipeline(transaction=False)
-        for cuit in chunk:
-            pipe.llen(keys.lane(cuit))
-            pipe.hgetall(keys.lane_state(cuit))
-            pipe.zscore(keys.ready, cuit)
-        replies = pipe.execute()
-        for i, cuit in enumerate(chunk):
-            depth, raw_state, score = replies[3 * i : 3 * i + 3]
-            state = {text(k): text(v) for k, v in raw_state.items()}
-            rows.append(lane_row(cuit, int(depth), state, _float(score), now))
+    rows = [
+        lane_row(lane.cuit, lane.depth, lane.state, lane.ready_at, now)
+        for lane in lane_reads(store, cuits)
+    ]
     rows.sort(key=lambda row: (-row["depth"], row["cuit"]))
     down = store.down()
     down_until = _float(down.get("until"))
