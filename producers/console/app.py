@@ -72,7 +72,6 @@ def create_console(settings: Settings, queue: InvoiceQueue, live: LiveTenants) -
     templates.env.filters["eta"] = eta_text
     console = Console(settings, queue, live, templates)
     app.state.console = console
-    app.state.live = live
     app.add_middleware(
         SessionMiddleware,
         secret_key=_session_key(settings),

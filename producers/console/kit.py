@@ -56,7 +56,8 @@ def current_operator(request: Request) -> Who:
     """The logged-in operator (a dependency); `LoginRequired` when there is none, when
     they are no longer in the tenants file, or when their password has changed since."""
     name = request.session.get("operator")
-    operator = operators_of(request.app.state.live).get(name) if isinstance(name, str) else None
+    live = console_of(request).live
+    operator = operators_of(live).get(name) if isinstance(name, str) else None
     if operator is None or request.session.get("key") != session_key(operator):
         raise LoginRequired
     return who_of(operator)
